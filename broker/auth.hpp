@@ -1,0 +1,49 @@
+#pragma once
+// The broker's authentication and authorisation port. The identity issue
+// fills it (devices, integrators, operators); without one, every client is
+// anonymous and options::allow_anonymous decides.
+
+#include "broker/protocol/packet.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace pulsegate::broker {
+
+// Who a connected client is. Decided once at CONNECT and fixed for the
+// connection. A non-empty tenant mounts the client in `t/{tenant}/`: every
+// topic and filter it names is inside that tree.
+struct client_identity {
+    std::string tenant;    // empty: operator / unmounted, sees internal names
+    std::string principal; // user name, "{tenant}/{device}", or "anonymous"
+    bool anonymous = true;
+};
+
+// What CONNECT presented, for the authenticator.
+struct connect_info {
+    std::string_view client_id;
+    std::optional<std::string_view> username;
+    std::optional<std::string_view> password;
+    protocol::protocol_version version = protocol::protocol_version::v5;
+    std::string_view remote_address;
+};
+
+// Called on a shard thread: implementations answer from memory (a cache) and
+// never block on disk or network.
+class authenticator {
+public:
+    virtual ~authenticator() = default;
+
+    // The identity, or the reason code to refuse the connection with
+    // (bad_user_name_or_password, not_authorized, banned, ...).
+    virtual std::variant<client_identity, protocol::reason_code>
+    authenticate(const connect_info& info) = 0;
+
+    // Topics and filters are in the client's own namespace (before mounting).
+    virtual bool may_publish(const client_identity& who, std::string_view topic) = 0;
+    virtual bool may_subscribe(const client_identity& who, std::string_view filter) = 0;
+};
+
+} // namespace pulsegate::broker

@@ -1,0 +1,55 @@
+#pragma once
+// Everything the broker takes from configuration. The daemon fills it from
+// the [mqtt] and [auth] sections; tests fill it directly.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pulsegate::broker {
+
+struct options {
+    // "host:port" or "[v6]:port"; port 0 picks a free port (see
+    // server::local_endpoints). Several listeners allowed.
+    std::vector<std::string> listen{"0.0.0.0:1883"};
+
+    // Shards (threads each owning a part of the broker state); 0 = one per core.
+    unsigned shards = 0;
+
+    // >0: cap on a client's keep alive, sent to v5 clients as Server Keep Alive.
+    std::uint16_t max_keepalive = 0;
+    // Receive Maximum advertised in the v5 CONNACK: QoS 1/2 publishes a client
+    // may have unacknowledged towards us. Exceeding it: DISCONNECT 0x93.
+    std::uint16_t receive_maximum = 65535;
+    // Topic Alias Maximum advertised in the v5 CONNACK (client -> broker).
+    std::uint16_t topic_alias_maximum = 10;
+    // Largest packet accepted (and advertised in the v5 CONNACK).
+    std::uint32_t max_packet_size = 1048576;
+    // Outbound QoS 1/2 window per session, further capped by the client's own
+    // Receive Maximum.
+    std::uint16_t max_inflight = 1000;
+    // Messages queued for an offline or slow session beyond the inflight
+    // window. QoS 1/2 beyond this bound are refused at the publisher (v5 PUBACK
+    // 0x97 quota exceeded) rather than accepted and dropped later.
+    std::size_t max_queued_messages = 1000;
+    // Concurrent client connections; 0 = unlimited. Beyond: CONNACK 0x97.
+    std::size_t max_connections = 0;
+    // Topic levels accepted in names and filters.
+    std::size_t max_topic_levels = 128;
+    // A client that has not completed CONNECT within this time is closed.
+    std::chrono::milliseconds connect_timeout{10000};
+    // Upper bound for a v5 client's Session Expiry Interval (seconds).
+    std::uint32_t max_session_expiry = 0xFFFFFFFFu;
+
+    // Anonymous (no user name) clients: refused unless allowed; when allowed
+    // they live in `anonymous_tenant`'s topic tree.
+    bool allow_anonymous = false;
+    std::string anonymous_tenant = "default";
+
+    // How often $SYS/broker/... statistics are published; 0 disables them.
+    std::chrono::seconds sys_interval{10};
+};
+
+} // namespace pulsegate::broker

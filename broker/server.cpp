@@ -1,0 +1,606 @@
+// Shards, routing between them, the client-id registry, listeners and the
+// server facade. The model is described in core.hpp.
+
+#include "broker/server.hpp"
+
+#include "broker/core.hpp"
+#include "broker/observer.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <system_error>
+
+#ifndef PULSEGATE_VERSION
+#define PULSEGATE_VERSION "dev"
+#endif
+
+namespace pulsegate::broker {
+
+namespace detail {
+
+namespace {
+constexpr auto token = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t scratch_size = 64 * 1024;
+
+void log_exception(std::exception_ptr e, std::string_view what) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        spdlog::error("{} failed: {}", what, ex.what());
+    }
+}
+
+// "{mount}{group}" and the filter of a "$share/{group}/{internal}" key.
+std::pair<std::string, std::string> split_shared_key(std::string_view key, std::string_view mount) {
+    key.remove_prefix(7); // "$share/"
+    const auto slash = key.find('/');
+    return {std::string(mount) + std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+}
+} // namespace
+
+std::string registry_key(const client_identity& who, std::string_view client_id) {
+    std::string key;
+    key.reserve(who.tenant.size() + 1 + client_id.size());
+    key.append(who.tenant).push_back('\0');
+    key.append(client_id);
+    return key;
+}
+
+// ---- shard ----------------------------------------------------------------
+
+shard::shard(core& o, unsigned i) : owner(o), index(i), opts(o.opts) {
+    scratch.resize(scratch_size);
+    const auto n = owner.shards.capacity();
+    outbox_.resize(n);
+    ack_outbox_.resize(n);
+    directed_outbox_.resize(n);
+}
+
+void shard::route(const message_ptr& m, const ticket_ptr& t) {
+    deliver_local(m, t);
+    const auto n = owner.shards.size();
+    if (n == 1) return;
+    for (unsigned j = 0; j < n; ++j) {
+        if (j == index) continue;
+        if (t) t->holds.fetch_add(1, std::memory_order_relaxed);
+        outbox_[j].push_back({m, t});
+    }
+    schedule_flush();
+}
+
+void shard::deliver_local(const message_ptr& m, const ticket_ptr& t) {
+    if (m->retain) {
+        if (m->payload.empty()) retained.erase(m->topic);
+        else retained.insert_or_assign(m->topic, m);
+    }
+    matches_.clear();
+    trie.match(m->topic, [&](std::uint64_t sid, const subscription_options& o) {
+        if (o.no_local && sid == m->publisher_session) return;
+        matches_.emplace_back(sid, o);
+    });
+    if (matches_.size() > 1) {
+        std::sort(matches_.begin(), matches_.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    }
+    // One delivery per session: the highest QoS of its matching
+    // subscriptions, with all their identifiers (MQTT 5 §3.3.4).
+    boost::container::small_vector<std::uint32_t, 4> ids;
+    for (std::size_t i = 0; i < matches_.size();) {
+        const auto sid = matches_[i].first;
+        std::uint8_t qos = 0;
+        bool rap = false;
+        ids.clear();
+        for (; i < matches_.size() && matches_[i].first == sid; ++i) {
+            const auto& o = matches_[i].second;
+            qos = std::max(qos, o.qos);
+            rap = rap || o.retain_as_published;
+            if (o.subscription_id != 0) ids.push_back(o.subscription_id);
+        }
+        if (auto it = sessions.find(sid); it != sessions.end())
+            deliver_to(*it->second, m, t, qos, rap && m->retain, ids);
+    }
+    if (index == 0 && !shared.empty()) deliver_shared(m, t);
+}
+
+void shard::deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, std::uint8_t qos,
+                       bool retain_flag, std::span<const std::uint32_t> subscription_ids) {
+    delivery d;
+    d.qos = std::min(m->qos, qos);
+    // MQTT 3.1.1 §3.1.2.4 / Mosquitto: QoS 0 is not queued for an offline session.
+    if (d.qos == 0 && s.conn == nullptr) return;
+    d.msg = m;
+    d.retain = retain_flag;
+    d.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
+    if (d.qos > 0) d.hold = t;
+    const bool qos_n = d.qos > 0;
+    if (!s.enqueue(std::move(d), opts.max_queued_messages)) {
+        counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
+        if (t && qos_n) t->refused.store(true, std::memory_order_relaxed);
+        return;
+    }
+    if (s.conn != nullptr) s.conn->schedule_pump();
+}
+
+void shard::deliver_retained(session& s, std::string_view filter, const subscription_options& o) {
+    const auto now = clock::now();
+    boost::container::small_vector<std::uint32_t, 1> ids;
+    if (o.subscription_id != 0) ids.push_back(o.subscription_id);
+    for (const auto& [name, m] : retained) {
+        if (!topic::matches(filter, name) || m->expired(now)) continue;
+        if (o.no_local && m->publisher_session == s.id()) continue;
+        deliver_to(s, m, nullptr, o.qos, true, ids);
+    }
+}
+
+void shard::deliver_shared(const message_ptr& m, const ticket_ptr& t) {
+    for (auto& [key, g] : shared) {
+        if (g.members.empty() || !topic::matches(g.filter, m->topic)) continue;
+        const auto& member = g.members[g.next++ % g.members.size()];
+        boost::container::small_vector<std::uint32_t, 1> ids;
+        if (member.opts.subscription_id != 0) ids.push_back(member.opts.subscription_id);
+        if (member.shard == index) {
+            if (auto it = sessions.find(member.session_id); it != sessions.end())
+                deliver_to(*it->second, m, t, member.opts.qos, member.opts.retain_as_published && m->retain, ids);
+            continue;
+        }
+        if (t) t->holds.fetch_add(1, std::memory_order_relaxed);
+        directed_outbox_[member.shard].push_back({m, t, member.session_id, member.opts});
+        schedule_flush();
+    }
+}
+
+void shard::release(const ticket_ptr& t) {
+    if (!t) return;
+    if (t->holds.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (t->origin_shard == index) {
+        complete(t);
+    } else {
+        ack_outbox_[t->origin_shard].push_back(t);
+        schedule_flush();
+    }
+}
+
+void shard::complete(const ticket_ptr& t) {
+    if (auto it = connections.find(t->connection_id); it != connections.end())
+        it->second->send_publish_ack(*t);
+}
+
+void shard::schedule_flush() {
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    asio::post(ioc, [this] { flush(); });
+}
+
+void shard::add_dirty(std::shared_ptr<connection> c) {
+    dirty_.push_back(std::move(c));
+    schedule_flush();
+}
+
+// Runs once everything queued before it on this shard has been handled: one
+// batch per other shard, and one write per connection that got output.
+void shard::flush() {
+    flush_scheduled_ = false;
+    for (unsigned j = 0; j < outbox_.size(); ++j) {
+        if (!outbox_[j].empty()) {
+            shard& target = *owner.shards[j];
+            asio::post(target.ioc, [&target, batch = std::move(outbox_[j])] {
+                for (const auto& r : batch) {
+                    target.deliver_local(r.msg, r.ticket);
+                    target.release(r.ticket);
+                }
+            });
+            outbox_[j] = {};
+        }
+        if (!directed_outbox_[j].empty()) {
+            shard& target = *owner.shards[j];
+            asio::post(target.ioc, [&target, batch = std::move(directed_outbox_[j])] {
+                for (const auto& d : batch) {
+                    boost::container::small_vector<std::uint32_t, 1> ids;
+                    if (d.opts.subscription_id != 0) ids.push_back(d.opts.subscription_id);
+                    if (auto it = target.sessions.find(d.session_id); it != target.sessions.end()) {
+                        target.deliver_to(*it->second, d.msg, d.ticket, d.opts.qos,
+                                          d.opts.retain_as_published && d.msg->retain, ids);
+                    } else {
+                        // The member left between shard 0's choice and now.
+                        target.counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
+                    }
+                    target.release(d.ticket);
+                }
+            });
+            directed_outbox_[j] = {};
+        }
+        if (!ack_outbox_[j].empty()) {
+            shard& origin = *owner.shards[j];
+            asio::post(origin.ioc, [&origin, batch = std::move(ack_outbox_[j])] {
+                for (const auto& t : batch) origin.complete(t);
+            });
+            ack_outbox_[j] = {};
+        }
+    }
+    // pump() may schedule another flush; it then runs after this one.
+    auto dirty = std::move(dirty_);
+    dirty_.clear();
+    for (auto& c : dirty) c->pump();
+}
+
+void shard::install(std::shared_ptr<session> s) {
+    for (const auto& [key, o] : s->subscriptions) {
+        if (key.starts_with("$share/")) {
+            auto [group, filter] = split_shared_key(key, s->mount);
+            owner.add_shared(std::move(group), std::move(filter), shared_member{index, s->id(), o});
+        } else {
+            trie.insert(key, s->id(), o);
+        }
+    }
+    sessions.insert_or_assign(s->id(), std::move(s));
+}
+
+std::shared_ptr<session> shard::extract(std::uint64_t session_id) {
+    auto it = sessions.find(session_id);
+    if (it == sessions.end()) return nullptr;
+    auto s = it->second;
+    sessions.erase(it);
+    if (s->conn != nullptr) s->conn->take_over();
+    for (const auto& [key, o] : s->subscriptions) {
+        if (key.starts_with("$share/")) {
+            auto [group, filter] = split_shared_key(key, s->mount);
+            owner.remove_shared(std::move(group), std::move(filter), s->id());
+        } else {
+            trie.erase(key, s->id());
+        }
+    }
+    return s;
+}
+
+void shard::end_session(std::shared_ptr<session> s, std::string_view why, bool unregister) {
+    if (sessions.contains(s->id())) extract(s->id());
+    spdlog::debug("session ended client_id=\"{}\" reason=\"{}\"", s->client_id(), why);
+    // Holds on publishers' acknowledgements end with the session: the
+    // messages were accepted for a session that no longer exists.
+    for (auto& d : s->queue)
+        if (d.hold) release(d.hold);
+    s->queue.clear();
+    s->inflight.clear();
+    if (!unregister) return;
+    std::lock_guard lock(owner.registry_mutex);
+    auto it = owner.registry.find(registry_key(s->identity, s->client_id()));
+    if (it != owner.registry.end() && !it->second.busy && it->second.session_id == s->id())
+        owner.registry.erase(it);
+}
+
+void shard::publish_will(session& s) {
+    if (!s.will) return;
+    auto w = std::move(*s.will);
+    s.will.reset();
+    s.will_due.reset();
+    publish_will(std::move(w), s.id());
+}
+
+void shard::publish_will(will_spec w, std::uint64_t publisher) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(w.topic);
+    m->payload = std::move(w.payload);
+    m->forwarded_props = std::move(w.forwarded_props);
+    if (w.message_expiry) m->expires_at = clock::now() + std::chrono::seconds(*w.message_expiry);
+    m->qos = w.qos;
+    m->retain = w.retain;
+    m->publisher_session = publisher;
+    spdlog::debug("will published topic=\"{}\"", m->topic);
+    if (owner.observer != nullptr) owner.observer->on_publish(m);
+    route(m, nullptr);
+}
+
+void shard::start_housekeeping() {
+    tick_ = std::make_unique<asio::steady_timer>(ioc);
+    asio::co_spawn(
+        ioc,
+        [this]() -> asio::awaitable<void> {
+            for (;;) {
+                tick_->expires_after(std::chrono::seconds(1));
+                auto [ec] = co_await tick_->async_wait(token);
+                if (ec) co_return;
+                housekeeping(clock::now());
+            }
+        },
+        [](std::exception_ptr e) { log_exception(e, "housekeeping"); });
+}
+
+void shard::housekeeping(clock::time_point now) {
+    for (auto& [id, c] : connections) c->check_timeouts(now);
+
+    std::vector<std::shared_ptr<session>> expired;
+    std::uint64_t connected = 0, disconnected = 0, subs = 0;
+    for (auto& [id, s] : sessions) {
+        subs += s->subscriptions.size();
+        if (s->conn != nullptr) {
+            ++connected;
+            continue;
+        }
+        ++disconnected;
+        if (s->will_due && *s->will_due <= now) publish_will(*s);
+        if (s->expiry_interval != 0xFFFFFFFFu &&
+            now - s->offline_since >= std::chrono::seconds(s->expiry_interval))
+            expired.push_back(s);
+    }
+    for (auto& s : expired) {
+        publish_will(*s); // the session ends: a delayed will goes now
+        end_session(s, "expired", true);
+        counters.clients_expired.fetch_add(1, std::memory_order_relaxed);
+        --disconnected;
+    }
+    counters.clients_connected.store(connected, std::memory_order_relaxed);
+    counters.clients_disconnected.store(disconnected, std::memory_order_relaxed);
+    counters.subscriptions.store(subs, std::memory_order_relaxed);
+    counters.retained.store(retained.size(), std::memory_order_relaxed);
+
+    if (index == 0 && opts.sys_interval.count() > 0 && now - owner.last_sys >= opts.sys_interval)
+        owner.publish_sys();
+}
+
+void shard::shutdown() {
+    if (tick_) tick_->cancel();
+    std::vector<connection*> all;
+    for (auto& [id, c] : connections) all.push_back(c);
+    for (auto* c : all) c->close(protocol::reason_code::server_shutting_down, "server shutting down", false);
+}
+
+// ---- core -----------------------------------------------------------------
+
+core::core(options o, authenticator* a, publish_observer* p) : opts(std::move(o)), auth(a), observer(p) {}
+
+void core::add_shared(std::string group_key, std::string filter, shared_member m) {
+    shard& s0 = *shards[0];
+    asio::post(s0.ioc, [&s0, group_key = std::move(group_key), filter = std::move(filter), m] {
+        auto& g = s0.shared[group_key + '\x1f' + filter];
+        g.filter = filter;
+        auto it = std::find_if(g.members.begin(), g.members.end(),
+                               [&](const shared_member& x) { return x.session_id == m.session_id; });
+        if (it != g.members.end()) *it = m;
+        else g.members.push_back(m);
+    });
+}
+
+void core::remove_shared(std::string group_key, std::string filter, std::uint64_t session_id) {
+    shard& s0 = *shards[0];
+    asio::post(s0.ioc, [&s0, key = std::move(group_key) + '\x1f' + filter, session_id] {
+        auto it = s0.shared.find(key);
+        if (it == s0.shared.end()) return;
+        std::erase_if(it->second.members, [&](const shared_member& x) { return x.session_id == session_id; });
+        if (it->second.members.empty()) s0.shared.erase(it);
+    });
+}
+
+void core::publish_sys() {
+    const auto now = clock::now();
+    const double elapsed = std::chrono::duration<double>(now - last_sys).count();
+    last_sys = now;
+    sys_stats st;
+    st.version = PULSEGATE_VERSION;
+    st.uptime_seconds = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count());
+    for (const auto& sh : shards) {
+        const auto& c = sh->counters;
+        auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+        st.clients_connected += get(c.clients_connected);
+        st.clients_disconnected += get(c.clients_disconnected);
+        st.clients_expired += get(c.clients_expired);
+        st.subscriptions += get(c.subscriptions);
+        st.messages_received += get(c.messages_received);
+        st.messages_sent += get(c.messages_sent);
+        st.publish_messages_received += get(c.publish_received);
+        st.publish_messages_sent += get(c.publish_sent);
+        st.publish_messages_dropped += get(c.publish_dropped);
+        st.publish_bytes_received += get(c.publish_bytes_received);
+        st.publish_bytes_sent += get(c.publish_bytes_sent);
+        st.bytes_received += get(c.bytes_received);
+        st.bytes_sent += get(c.bytes_sent);
+        st.sockets += get(c.connections_total);
+    }
+    shard& s0 = *shards[0];
+    st.retained_messages = s0.retained.size();
+    st.stored_messages = st.retained_messages;
+    for (const auto& [name, m] : s0.retained) st.stored_bytes += m->payload.size();
+    st.connections = st.sockets;
+    loads.update(st, elapsed);
+    render_sys_topics(st, loads, [&](std::string_view topic, std::string_view payload) {
+        auto m = std::make_shared<message>();
+        m->topic.assign(topic);
+        m->payload.assign(payload);
+        m->retain = true;
+        s0.route(m, nullptr);
+    });
+}
+
+} // namespace detail
+
+// ---- server ---------------------------------------------------------------
+
+namespace {
+
+// "host:port", "[v6]:port" or ":port" (all addresses).
+detail::tcp::endpoint parse_listen(const std::string& spec) {
+    const auto colon = spec.rfind(':');
+    if (colon == std::string::npos)
+        throw std::invalid_argument("listen address \"" + spec + "\" has no port (host:port)");
+    std::string host = spec.substr(0, colon);
+    const std::string port_text = spec.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) host = "0.0.0.0";
+    if (host == "localhost") host = "127.0.0.1";
+    unsigned long port = 0;
+    try {
+        std::size_t used = 0;
+        port = std::stoul(port_text, &used);
+        if (used != port_text.size() || port > 65535) throw std::out_of_range("port");
+    } catch (const std::exception&) {
+        throw std::invalid_argument("listen address \"" + spec + "\": port must be 0..65535");
+    }
+    boost::system::error_code ec;
+    auto addr = boost::asio::ip::make_address(host, ec);
+    if (ec) throw std::invalid_argument("listen address \"" + spec + "\": \"" + host + "\" is not an IP address");
+    return {addr, static_cast<unsigned short>(port)};
+}
+
+} // namespace
+
+struct server::impl {
+    detail::core core;
+    std::vector<std::unique_ptr<detail::tcp::acceptor>> acceptors;
+    std::vector<detail::tcp::endpoint> endpoints;
+    std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
+    int spare_fd = -1;
+    bool started = false;
+    bool stopped = false;
+
+    impl(options o, authenticator* a, publish_observer* p) : core(std::move(o), a, p) {}
+
+    boost::asio::awaitable<void> accept_loop(detail::tcp::acceptor& acc);
+};
+
+boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& acc) {
+    namespace asio = boost::asio;
+    unsigned next = 0;
+    for (;;) {
+        auto& target = *core.shards[next++ % core.shards.size()];
+        detail::tcp::socket sock(target.ioc);
+        auto [ec] = co_await acc.async_accept(sock, detail::token);
+        if (ec == asio::error::operation_aborted || core.stopping) co_return;
+        if (ec) {
+            if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+                // At the descriptor limit: free the spare, take the waiting
+                // connection and close it at once, take the spare back. The
+                // client sees a closed connection instead of a hanging one.
+                if (spare_fd >= 0) ::close(spare_fd);
+                const int fd = ::accept(acc.native_handle(), nullptr, nullptr);
+                if (fd >= 0) ::close(fd);
+                spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+                core.shards[0]->counters.refused.fetch_add(1, std::memory_order_relaxed);
+                spdlog::warn("connection refused: out of file descriptors (raise ulimit -n)");
+            } else {
+                spdlog::warn("accept failed: {}", ec.message());
+            }
+            asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(ec == asio::error::no_descriptors ? 0 : 10));
+            co_await t.async_wait(detail::token);
+            continue;
+        }
+        core.connection_count.fetch_add(1, std::memory_order_relaxed);
+        asio::co_spawn(
+            target.ioc,
+            [&target, s = std::move(sock)]() mutable -> asio::awaitable<void> {
+                auto c = std::make_shared<detail::connection>(target, std::move(s),
+                                                              target.owner.next_id.fetch_add(1));
+                co_await c->run();
+            },
+            [](std::exception_ptr e) { detail::log_exception(e, "connection"); });
+    }
+}
+
+server::server(options opts, authenticator* auth, publish_observer* observer)
+    : impl_(std::make_unique<impl>(std::move(opts), auth, observer)) {}
+
+server::~server() {
+    stop();
+    join();
+    if (impl_->spare_fd >= 0) ::close(impl_->spare_fd);
+}
+
+void server::start() {
+    namespace asio = boost::asio;
+    auto& c = impl_->core;
+    unsigned n = c.opts.shards;
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    c.shards.reserve(n);
+    for (unsigned i = 0; i < n; ++i) c.shards.push_back(std::make_unique<detail::shard>(c, i));
+    impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    auto& s0 = *c.shards[0];
+    for (const auto& spec : c.opts.listen) {
+        const auto ep = parse_listen(spec);
+        auto acc = std::make_unique<detail::tcp::acceptor>(s0.ioc);
+        boost::system::error_code ec;
+        acc->open(ep.protocol(), ec);
+        if (!ec) acc->set_option(detail::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acc->bind(ep, ec);
+        if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) throw std::system_error(ec, "cannot listen on " + spec);
+        impl_->endpoints.push_back(acc->local_endpoint());
+        impl_->acceptors.push_back(std::move(acc));
+    }
+    for (auto& acc : impl_->acceptors) {
+        asio::co_spawn(s0.ioc, impl_->accept_loop(*acc),
+                       [](std::exception_ptr e) { detail::log_exception(e, "accept loop"); });
+    }
+    for (auto& sh : c.shards) {
+        impl_->guards.push_back(asio::make_work_guard(sh->ioc));
+        asio::post(sh->ioc, [s = sh.get()] { s->start_housekeeping(); });
+        sh->thread = std::thread([s = sh.get()] {
+            for (;;) {
+                try {
+                    s->ioc.run();
+                    return;
+                } catch (const std::exception& e) {
+                    // A handler threw: log and keep the shard serving.
+                    spdlog::error("shard {} handler failed: {}", s->index, e.what());
+                }
+            }
+        });
+    }
+    impl_->started = true;
+    spdlog::info("broker started shards={}", n);
+}
+
+std::vector<boost::asio::ip::tcp::endpoint> server::local_endpoints() const { return impl_->endpoints; }
+
+void server::stop() {
+    namespace asio = boost::asio;
+    auto& c = impl_->core;
+    if (!impl_->started || impl_->stopped) return;
+    impl_->stopped = true;
+    c.stopping = true;
+    auto& s0 = *c.shards[0];
+    asio::post(s0.ioc, [this] {
+        for (auto& acc : impl_->acceptors) {
+            boost::system::error_code ec;
+            acc->close(ec);
+        }
+    });
+    for (auto& sh : c.shards) asio::post(sh->ioc, [s = sh.get()] { s->shutdown(); });
+    impl_->guards.clear();
+    // Give connections a moment to write their DISCONNECT, then stop.
+    const auto deadline = broker::clock::now() + std::chrono::seconds(2);
+    while (c.connection_count.load() != 0 && broker::clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (auto& sh : c.shards) sh->ioc.stop();
+}
+
+void server::join() {
+    for (auto& sh : impl_->core.shards)
+        if (sh->thread.joinable()) sh->thread.join();
+}
+
+void server::reload(const options& opts) {
+    auto& c = impl_->core;
+    for (auto& sh : c.shards) {
+        boost::asio::post(sh->ioc, [s = sh.get(), opts] {
+            auto keep_listen = s->opts.listen;
+            auto keep_shards = s->opts.shards;
+            s->opts = opts;
+            s->opts.listen = std::move(keep_listen);
+            s->opts.shards = keep_shards;
+        });
+    }
+}
+
+} // namespace pulsegate::broker

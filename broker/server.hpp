@@ -1,0 +1,56 @@
+#pragma once
+// The MQTT broker: listeners, shards, sessions. See DESIGN.md (MQTT
+// contract, Threads and performance) for the model; broker.cpp for how the
+// shards divide the work.
+//
+// Lifetime: construct, start(), ... stop(), join() (or destroy, which does
+// both). start() throws std::system_error when a listener cannot bind; it is
+// a startup error for the daemon to report. All other methods are thread
+// safe.
+
+#include "broker/options.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace pulsegate::broker {
+
+class authenticator;
+class publish_observer;
+
+class server {
+public:
+    // `auth` and `observer` may be null (no auth hook: anonymous rules from
+    // options only; no observer: nothing sees accepted publishes). They must
+    // outlive the server.
+    explicit server(options opts, authenticator* auth = nullptr,
+                    publish_observer* observer = nullptr);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Binds every listener and starts the shard threads.
+    void start();
+
+    // The bound addresses, in the order of options::listen (useful with port 0).
+    std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+    // Stops accepting, sends wills as the spec says for a server shutdown,
+    // closes every connection (v5: DISCONNECT 0x8B) and stops the shards.
+    void stop();
+    // Waits until the shard threads have ended.
+    void join();
+
+    // Applies the options that can change at run time (limits, keep alive,
+    // anonymous access); listeners and shard count stay as started.
+    void reload(const options& opts);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace pulsegate::broker

@@ -1,0 +1,590 @@
+#include "daemon/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <system_error>
+#include <variant>
+
+namespace pulsegate::daemon {
+
+namespace {
+
+// One key of the file, described once: parsing from TOML and from the
+// environment, validation, printing and the error messages all read this.
+using value = std::variant<std::int64_t, bool, std::string, std::vector<std::string>>;
+
+enum class kind { integer, boolean, string, string_list };
+
+struct field {
+    std::string_view section;
+    std::string_view key;
+    kind type;
+    // integer: inclusive bounds.
+    std::int64_t lo = 0;
+    std::int64_t hi = 0;
+    // string / list item: the accepted form, for messages; `valid` checks it.
+    std::string_view expected{};
+    bool (*valid)(std::string_view) = nullptr;
+    // string_list: a single string is accepted as a one-element list; the
+    // list must not be empty when `non_empty`.
+    bool accepts_single_string = false;
+    bool non_empty = false;
+    void (*set)(config&, const value&) = nullptr;
+    value (*get)(const config&) = nullptr;
+};
+
+// ---- validators -----------------------------------------------------------
+
+bool is_port(std::string_view s) {
+    if (s.empty() || s.size() > 5)
+        return false;
+    unsigned port = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
+    return ec == std::errc{} && p == s.data() + s.size() && port <= 65535;
+}
+
+bool is_ipv4(std::string_view s) {
+    in_addr a{};
+    return inet_pton(AF_INET, std::string(s).c_str(), &a) == 1;
+}
+
+bool is_ipv6(std::string_view s) {
+    in6_addr a{};
+    return inet_pton(AF_INET6, std::string(s).c_str(), &a) == 1;
+}
+
+// "a.b.c.d:port" or "[v6]:port" with an IP literal (no name resolution at
+// startup: a listener binds to an address, not a name).
+bool is_listen_address(std::string_view s) {
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return false;
+        return is_ipv6(s.substr(1, close - 1)) && is_port(s.substr(close + 2));
+    }
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos)
+        return false;
+    return is_ipv4(s.substr(0, colon)) && is_port(s.substr(colon + 1));
+}
+
+bool is_cidr(std::string_view s) {
+    auto slash = s.find('/');
+    auto addr = s.substr(0, slash);
+    int max_prefix = 0;
+    if (is_ipv4(addr))
+        max_prefix = 32;
+    else if (is_ipv6(addr))
+        max_prefix = 128;
+    else
+        return false;
+    if (slash == std::string_view::npos)
+        return true;
+    auto prefix_text = s.substr(slash + 1);
+    int prefix = -1;
+    auto [p, ec] = std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
+    return !prefix_text.empty() && ec == std::errc{} &&
+           p == prefix_text.data() + prefix_text.size() && prefix >= 0 && prefix <= max_prefix;
+}
+
+bool is_tenant_or_empty(std::string_view s) {
+    if (s.empty())
+        return true;
+    if (s.size() > 63)
+        return false;
+    auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (!lower_digit(s.front()))
+        return false;
+    return std::all_of(s.begin() + 1, s.end(),
+                       [&](char c) { return lower_digit(c) || c == '_' || c == '-'; });
+}
+
+bool is_non_empty(std::string_view s) { return !s.empty(); }
+bool is_durability(std::string_view s) { return s == "commit" || s == "relaxed"; }
+bool is_log_format(std::string_view s) { return s == "logfmt" || s == "json"; }
+bool is_log_level(std::string_view s) {
+    return s == "trace" || s == "debug" || s == "info" || s == "warn" || s == "error";
+}
+
+// ---- the table --------------------------------------------------------------
+
+template <class T>
+T as(const value& v) {
+    if constexpr (std::is_same_v<T, bool>)
+        return std::get<bool>(v);
+    else
+        return static_cast<T>(std::get<std::int64_t>(v));
+}
+
+#define PG_INT(sec, name, member, lo_, hi_)                                                     \
+    field {                                                                                     \
+        .section = #sec, .key = #name, .type = kind::integer, .lo = (lo_), .hi = (hi_),         \
+        .set = [](config& c, const value& v) { c.sec.member = as<decltype(c.sec.member)>(v); }, \
+        .get = [](const config& c) -> value { return static_cast<std::int64_t>(c.sec.member); } \
+    }
+
+constexpr std::int64_t u16_max = 65535;
+constexpr std::int64_t u32_max = 0xFFFFFFFFll;
+
+const std::vector<field>& fields() {
+    static const std::vector<field> table{
+        field{.section = "mqtt", .key = "listen", .type = kind::string_list,
+              .expected = "\"host:port\" with an IP address (e.g. \"0.0.0.0:1883\" or \"[::]:1883\")",
+              .valid = is_listen_address, .accepts_single_string = true, .non_empty = true,
+              .set = [](config& c, const value& v) { c.mqtt.listen = std::get<std::vector<std::string>>(v); },
+              .get = [](const config& c) -> value { return c.mqtt.listen; }},
+        PG_INT(mqtt, shards, shards, 0, 256),
+        PG_INT(mqtt, max_keepalive, max_keepalive, 0, u16_max),
+        PG_INT(mqtt, receive_maximum, receive_maximum, 1, u16_max),
+        PG_INT(mqtt, topic_alias_maximum, topic_alias_maximum, 0, u16_max),
+        // The largest packet MQTT can express: 1 + 4 header bytes + 268435455.
+        PG_INT(mqtt, max_packet_size, max_packet_size, 64, 268435460),
+        PG_INT(mqtt, max_inflight, max_inflight, 1, u16_max),
+        PG_INT(mqtt, max_queued_messages, max_queued_messages, 0, 100000000),
+        PG_INT(mqtt, max_connections, max_connections, 0, 10000000),
+        PG_INT(mqtt, max_topic_levels, max_topic_levels, 1, u16_max),
+        PG_INT(mqtt, connect_timeout_ms, connect_timeout_ms, 100, 3600000),
+        PG_INT(mqtt, max_session_expiry_s, max_session_expiry_s, 0, u32_max),
+        PG_INT(mqtt, sys_interval_s, sys_interval_s, 0, 86400),
+
+        field{.section = "http", .key = "listen", .type = kind::string,
+              .expected = "\"host:port\" with an IP address (e.g. \"127.0.0.1:8080\")",
+              .valid = is_listen_address,
+              .set = [](config& c, const value& v) { c.http.listen = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.http.listen; }},
+
+        field{.section = "storage", .key = "data_dir", .type = kind::string,
+              .expected = "a non-empty directory path", .valid = is_non_empty,
+              .set = [](config& c, const value& v) { c.storage.data_dir = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.storage.data_dir; }},
+        field{.section = "storage", .key = "durability", .type = kind::string,
+              .expected = "\"commit\" or \"relaxed\"", .valid = is_durability,
+              .set = [](config& c, const value& v) {
+                  c.storage.durability_mode = std::get<std::string>(v) == "relaxed"
+                                                  ? durability::relaxed : durability::commit;
+              },
+              .get = [](const config& c) -> value { return std::string(to_string(c.storage.durability_mode)); }},
+
+        field{.section = "auth", .key = "allow_anonymous", .type = kind::boolean,
+              .set = [](config& c, const value& v) { c.auth.allow_anonymous = std::get<bool>(v); },
+              .get = [](const config& c) -> value { return c.auth.allow_anonymous; }},
+        field{.section = "auth", .key = "anonymous_tenant", .type = kind::string,
+              .expected = "a tenant id ([a-z0-9][a-z0-9_-]{0,62}) or \"\" (whole untenanted tree)",
+              .valid = is_tenant_or_empty,
+              .set = [](config& c, const value& v) { c.auth.anonymous_tenant = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.auth.anonymous_tenant; }},
+
+        field{.section = "delivery", .key = "allow_private_targets", .type = kind::string_list,
+              .expected = "a CIDR range (e.g. \"127.0.0.0/8\", \"fd00::/8\")", .valid = is_cidr,
+              .set = [](config& c, const value& v) {
+                  c.delivery.allow_private_targets = std::get<std::vector<std::string>>(v);
+              },
+              .get = [](const config& c) -> value { return c.delivery.allow_private_targets; }},
+
+        field{.section = "log", .key = "level", .type = kind::string,
+              .expected = "one of \"trace\", \"debug\", \"info\", \"warn\", \"error\"",
+              .valid = is_log_level,
+              .set = [](config& c, const value& v) { c.log.level = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.log.level; }},
+        field{.section = "log", .key = "format", .type = kind::string,
+              .expected = "\"logfmt\" or \"json\"", .valid = is_log_format,
+              .set = [](config& c, const value& v) {
+                  c.log.format = std::get<std::string>(v) == "json" ? log_format::json : log_format::logfmt;
+              },
+              .get = [](const config& c) -> value { return std::string(to_string(c.log.format)); }},
+    };
+    return table;
+}
+
+#undef PG_INT
+
+constexpr std::string_view sections[] = {"mqtt", "http", "storage", "auth", "delivery", "log"};
+
+// ---- messages ---------------------------------------------------------------
+
+// TOML basic string with the escapes TOML requires.
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        switch (ch) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        case '\r': out += "\\r"; break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                out += fmt::format("\\u{:04X}", static_cast<unsigned>(c));
+            else
+                out += ch;
+        }
+    }
+    return out + "\"";
+}
+
+std::string type_expectation(const field& f) {
+    switch (f.type) {
+    case kind::integer: return fmt::format("an integer {}..{}", f.lo, f.hi);
+    case kind::boolean: return "true or false";
+    case kind::string: return fmt::format("a string: {}", f.expected);
+    case kind::string_list:
+        return fmt::format("{} of strings, each {}",
+                           f.accepts_single_string ? "a string or an array" : "an array", f.expected);
+    }
+    return {};
+}
+
+std::string describe_node_type(const toml::node& n) {
+    switch (n.type()) {
+    case toml::node_type::string: return fmt::format("the string {}", quote(*n.value<std::string>()));
+    case toml::node_type::integer: return fmt::format("the integer {}", *n.value<std::int64_t>());
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return *n.value<bool>() ? "true" : "false";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    default: return "something else";
+    }
+}
+
+// Where a value came from, for messages: "file.toml: [mqtt] listen" or
+// "environment PULSEGATE_MQTT_LISTEN".
+struct origin {
+    std::string text;
+};
+
+[[noreturn]] void fail(const origin& o, std::string_view expected, std::string_view got) {
+    throw config_error(fmt::format("{}: expected {}, got {}", o.text, expected, got));
+}
+
+// Checks a value of the right C++ type against the field's range / form and
+// stores it.
+void check_and_set(config& cfg, const field& f, value v, const origin& o, bool got_quoted) {
+    auto show = [&](std::string_view s) { return got_quoted ? quote(s) : std::string(s); };
+    switch (f.type) {
+    case kind::integer: {
+        auto i = std::get<std::int64_t>(v);
+        if (i < f.lo || i > f.hi)
+            fail(o, type_expectation(f), show(std::to_string(i)));
+        break;
+    }
+    case kind::boolean:
+        break;
+    case kind::string: {
+        const auto& s = std::get<std::string>(v);
+        if (!f.valid(s))
+            fail(o, f.expected, quote(s));
+        break;
+    }
+    case kind::string_list: {
+        const auto& items = std::get<std::vector<std::string>>(v);
+        if (f.non_empty && items.empty())
+            fail(o, fmt::format("a non-empty list, each {}", f.expected), "an empty list");
+        for (const auto& item : items)
+            if (!f.valid(item))
+                fail(o, f.expected, quote(item));
+        break;
+    }
+    }
+    f.set(cfg, v);
+}
+
+void apply_toml(config& cfg, const field& f, const toml::node& n, const origin& o) {
+    switch (f.type) {
+    case kind::integer:
+        if (auto i = n.value_exact<std::int64_t>())
+            return check_and_set(cfg, f, *i, o, false);
+        break;
+    case kind::boolean:
+        if (auto b = n.value_exact<bool>())
+            return check_and_set(cfg, f, *b, o, false);
+        break;
+    case kind::string:
+        if (auto s = n.value_exact<std::string>())
+            return check_and_set(cfg, f, *s, o, false);
+        break;
+    case kind::string_list:
+        if (f.accepts_single_string)
+            if (auto s = n.value_exact<std::string>())
+                return check_and_set(cfg, f, std::vector<std::string>{*s}, o, false);
+        if (const auto* arr = n.as_array()) {
+            std::vector<std::string> items;
+            for (const auto& item : *arr) {
+                auto s = item.value_exact<std::string>();
+                if (!s)
+                    fail(o, type_expectation(f), fmt::format("an array holding {}", describe_node_type(item)));
+                items.push_back(*s);
+            }
+            return check_and_set(cfg, f, std::move(items), o, false);
+        }
+        break;
+    }
+    fail(o, type_expectation(f), describe_node_type(n));
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+void apply_env(config& cfg, const field& f, const std::string& text, const origin& o) {
+    switch (f.type) {
+    case kind::integer: {
+        auto t = trim(text);
+        std::int64_t i = 0;
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), i);
+        if (t.empty() || ec != std::errc{} || p != t.data() + t.size())
+            fail(o, type_expectation(f), quote(text));
+        return check_and_set(cfg, f, i, o, true);
+    }
+    case kind::boolean: {
+        auto t = lower(trim(text));
+        if (t == "true" || t == "1")
+            return check_and_set(cfg, f, true, o, true);
+        if (t == "false" || t == "0")
+            return check_and_set(cfg, f, false, o, true);
+        fail(o, "true or false (or 1 or 0)", quote(text));
+    }
+    case kind::string:
+        return check_and_set(cfg, f, text, o, true);
+    case kind::string_list: {
+        std::vector<std::string> items;
+        std::string_view rest = text;
+        while (!rest.empty()) {
+            auto comma = rest.find(',');
+            auto item = trim(rest.substr(0, comma));
+            if (!item.empty())
+                items.emplace_back(item);
+            if (comma == std::string_view::npos)
+                break;
+            rest.remove_prefix(comma + 1);
+        }
+        return check_and_set(cfg, f, std::move(items), o, true);
+    }
+    }
+}
+
+const field* find_field(std::string_view section, std::string_view key) {
+    for (const auto& f : fields())
+        if (f.section == section && f.key == key)
+            return &f;
+    return nullptr;
+}
+
+std::string known_keys(std::string_view section) {
+    std::string out;
+    for (const auto& f : fields())
+        if (f.section == section)
+            out += (out.empty() ? "" : ", ") + std::string(f.key);
+    return out;
+}
+
+std::string known_sections() {
+    std::string out;
+    for (auto s : sections)
+        out += (out.empty() ? "[" : ", [") + std::string(s) + "]";
+    return out;
+}
+
+void apply_file(config& cfg, const toml::table& root, std::string_view source) {
+    for (const auto& [k, node] : root) {
+        std::string_view name = k.str();
+        bool known = std::find(std::begin(sections), std::end(sections), name) != std::end(sections);
+        if (!known) {
+            if (node.is_array_of_tables() && (name == "bridge" || name == "acl"))
+                throw config_error(fmt::format(
+                    "{}: [[{}]]: not supported yet (arrives with a later issue); remove it", source, name));
+            if (node.is_table())
+                throw config_error(fmt::format("{}: unknown section [{}] (known sections: {})", source,
+                                               name, known_sections()));
+            throw config_error(fmt::format(
+                "{}: {}: unknown top-level key (keys belong in a section: {})", source, name,
+                known_sections()));
+        }
+        const auto* section = node.as_table();
+        if (!section)
+            throw config_error(fmt::format("{}: [{}]: expected a table (section), got {}", source, name,
+                                           describe_node_type(node)));
+        for (const auto& [key, value_node] : *section) {
+            const auto* f = find_field(name, key.str());
+            if (!f)
+                throw config_error(fmt::format("{}: [{}] {}: unknown key (known keys: {})", source, name,
+                                               key.str(), known_keys(name)));
+            apply_toml(cfg, *f, value_node, origin{fmt::format("{}: [{}] {}", source, name, key.str())});
+        }
+    }
+}
+
+void apply_environment(config& cfg, const env_lookup& env) {
+    for (const auto& f : fields()) {
+        auto var = env_var_name(f.section, f.key);
+        if (auto text = env(var))
+            apply_env(cfg, f, *text, origin{"environment " + var});
+    }
+}
+
+std::string to_toml_value(const value& v) {
+    struct visitor {
+        std::string operator()(std::int64_t i) const { return std::to_string(i); }
+        std::string operator()(bool b) const { return b ? "true" : "false"; }
+        std::string operator()(const std::string& s) const { return quote(s); }
+        std::string operator()(const std::vector<std::string>& items) const {
+            std::string out = "[";
+            for (std::size_t i = 0; i < items.size(); ++i)
+                out += (i ? ", " : "") + quote(items[i]);
+            return out + "]";
+        }
+    };
+    return std::visit(visitor{}, v);
+}
+
+} // namespace
+
+std::optional<std::string> process_env(const std::string& name) {
+    if (const char* v = std::getenv(name.c_str()))
+        return std::string(v);
+    return std::nullopt;
+}
+
+std::optional<std::string> no_env(const std::string&) { return std::nullopt; }
+
+std::string env_var_name(std::string_view section, std::string_view key) {
+    std::string out = "PULSEGATE_";
+    for (char c : section)
+        out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out += '_';
+    for (char c : key)
+        out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::vector<std::string> unknown_env_overrides(const std::vector<std::string>& names) {
+    std::vector<std::string> unknown;
+    for (const auto& n : names) {
+        if (n.rfind("PULSEGATE_", 0) != 0)
+            continue;
+        bool known = std::any_of(fields().begin(), fields().end(), [&](const field& f) {
+            return env_var_name(f.section, f.key) == n;
+        });
+        if (!known)
+            unknown.push_back(n);
+    }
+    return unknown;
+}
+
+config parse_config(std::string_view toml_text, std::string_view source_name, const env_lookup& env) {
+    config cfg;
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, source_name);
+    } catch (const toml::parse_error& e) {
+        throw config_error(fmt::format("{}:{}:{}: {}", source_name, e.source().begin.line,
+                                       e.source().begin.column, e.description()));
+    }
+    apply_file(cfg, root, source_name);
+    apply_environment(cfg, env);
+    return cfg;
+}
+
+config load_config(const std::optional<std::filesystem::path>& file, const env_lookup& env) {
+    if (!file) {
+        config cfg;
+        apply_environment(cfg, env);
+        return cfg;
+    }
+    std::ifstream in(*file, std::ios::binary);
+    if (!in)
+        throw config_error(fmt::format("cannot read config file {}: {}", file->string(),
+                                       std::generic_category().message(errno)));
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad())
+        throw config_error(fmt::format("cannot read config file {}: {}", file->string(),
+                                       std::generic_category().message(errno)));
+    return parse_config(text.str(), file->string(), env);
+}
+
+std::string to_toml(const config& cfg) {
+    std::string out;
+    std::string_view current;
+    for (const auto& f : fields()) {
+        if (f.section != current) {
+            out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", f.section);
+            current = f.section;
+        }
+        out += fmt::format("{} = {}\n", f.key, to_toml_value(f.get(cfg)));
+    }
+    return out;
+}
+
+broker::options to_broker_options(const config& cfg) {
+    const auto& m = cfg.mqtt;
+    broker::options o;
+    o.listen = m.listen;
+    o.shards = m.shards;
+    o.max_keepalive = m.max_keepalive;
+    o.receive_maximum = m.receive_maximum;
+    o.topic_alias_maximum = m.topic_alias_maximum;
+    o.max_packet_size = m.max_packet_size;
+    o.max_inflight = m.max_inflight;
+    o.max_queued_messages = static_cast<std::size_t>(m.max_queued_messages);
+    o.max_connections = static_cast<std::size_t>(m.max_connections);
+    o.max_topic_levels = m.max_topic_levels;
+    o.connect_timeout = std::chrono::milliseconds(m.connect_timeout_ms);
+    o.max_session_expiry = m.max_session_expiry_s;
+    o.allow_anonymous = cfg.auth.allow_anonymous;
+    o.anonymous_tenant = cfg.auth.anonymous_tenant;
+    o.sys_interval = std::chrono::seconds(m.sys_interval_s);
+    return o;
+}
+
+std::vector<std::string> restart_only_changes(const config& running, const config& reloaded) {
+    std::vector<std::string> changed;
+    if (running.mqtt.listen != reloaded.mqtt.listen)
+        changed.emplace_back("[mqtt] listen");
+    if (running.mqtt.shards != reloaded.mqtt.shards)
+        changed.emplace_back("[mqtt] shards");
+    if (running.http.listen != reloaded.http.listen)
+        changed.emplace_back("[http] listen");
+    if (running.storage.data_dir != reloaded.storage.data_dir)
+        changed.emplace_back("[storage] data_dir");
+    if (running.storage.durability_mode != reloaded.storage.durability_mode)
+        changed.emplace_back("[storage] durability");
+    return changed;
+}
+
+std::string_view to_string(durability d) {
+    return d == durability::relaxed ? "relaxed" : "commit";
+}
+
+std::string_view to_string(log_format f) {
+    return f == log_format::json ? "json" : "logfmt";
+}
+
+} // namespace pulsegate::daemon

@@ -1,0 +1,41 @@
+# Shared by scripts/test.sh and scripts/run.sh (sourced, not run).
+
+# Debian 12 packages the build, the tests and the tools need. Boost comes as
+# libboost1.81-dev (+ json, url), never libboost-dev (1.74, conflicts).
+PG_PACKAGES=(
+  meson ninja-build pkg-config g++ clang
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libpaho-mqttpp-dev libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
+  doctest-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
+  liblmdb-dev libsqlite3-dev libsodium-dev libssl-dev
+)
+
+pg_log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs whatever of PG_PACKAGES is missing; does nothing (and needs no
+# root) when everything is there.
+pg_install_missing() {
+  local missing=() p
+  for p in "${PG_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  pg_log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { pg_log "not root and no sudo: install ${missing[*]} yourself"; return 1; }
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    "${missing[@]}" </dev/null
+}
+
+# pg_setup DIR [meson options...]: configures DIR unless it already is.
+pg_setup() {
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    pg_log "meson setup $dir $*"
+    meson setup "$dir" "$@"
+  fi
+}

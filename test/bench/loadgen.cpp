@@ -1,0 +1,920 @@
+// pulsegate-loadgen: an MQTT load generator for test/bench/run.sh.
+//
+// One thread, one epoll loop, non-blocking sockets. It shares a 2-core
+// machine with the broker under test, so it is built to be cheap per
+// message: publishers write batches of packets with one write(), subscribers
+// read up to a megabyte per wake-up and frame every whole packet out of the
+// buffer, and subscriber sockets are served before publisher sockets in each
+// turn of the loop so that the receiving side is not what limits a run.
+//
+// Packets are encoded and decoded with pulsegate's own codec
+// (broker/protocol/codec.hpp), MQTT 3.1.1 by default (--mqtt 5 for v5).
+//
+// Every payload starts with the publisher's index (u32), a sequence number
+// (u64) and the steady-clock time the packet was encoded (u64 ns), in host
+// order: publisher and subscriber live in this process. A subscriber keeps
+// one bitmap of seen sequence numbers per publisher, which gives exact
+// unique/duplicate/lost counts; a message whose sequence number is lower
+// than the highest already seen from its publisher counts as reordered.
+//
+// Back-pressure is honest: a publisher only produces a new batch when its
+// previous one is fully written, waits for EPOLLOUT when the socket is full,
+// and "sent" counts only the packets written to the socket. Publisher send
+// buffers are fixed (SO_SNDBUF 256 KiB) so that little data piles up in the
+// kernel between the generator and the broker.
+//
+// After the publishers stop, the subscribers drain until no message has
+// arrived for --quiet seconds (bounded by --max-drain), so the delivered
+// share is measured at the end, not at the deadline.
+//
+// The result is one JSON object on stdout; progress and errors go to stderr.
+// Exit status: 0 done, 2 setup failed (broker unreachable, refused CONNECT or
+// SUBSCRIBE), 1 bad usage.
+
+#include "broker/protocol/codec.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pulsegate::bench {
+
+namespace proto = pulsegate::broker::protocol;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// u32 publisher index, u64 sequence, u64 steady-clock ns.
+constexpr std::size_t payload_header_size = 20;
+constexpr std::size_t publish_batch_bytes = 16 * 1024;
+constexpr std::size_t read_chunk = 256 * 1024;
+constexpr std::size_t read_budget = 1024 * 1024;
+constexpr int publisher_sndbuf = 256 * 1024;
+constexpr std::uint32_t max_packet = 16 * 1024 * 1024;
+
+struct settings {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 1883;
+    std::string scenario = "fanin";
+    int publishers = 1;
+    int subscribers = 1;
+    int qos = 0;
+    int window = 64;
+    int payload = 100;
+    double duration = 5.0;
+    double warmup = 1.0;
+    double rate = 20000.0;
+    int connections = 10000;
+    int keepalive = 300;
+    int idle_keepalive = 600;
+    int max_connecting = 200;
+    int broker_pid = 0;
+    double quiet = 1.0;
+    double max_drain = 60.0;
+    double settle = 1.0;
+    int mqtt = 4;
+    std::string topic_prefix = "bench";
+};
+
+double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::uint64_t now_ns() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+            .count());
+}
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "loadgen: %s\n", what.c_str());
+    std::fflush(stderr);
+    std::_Exit(2);
+}
+
+// Raises the soft fd limit to the hard one: the idle scenario opens 10,000
+// sockets.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            std::fprintf(stderr, "loadgen: setrlimit: %s\n", std::strerror(errno));
+    }
+}
+
+// VmRSS of a process in KiB, 0 if unreadable.
+long read_rss_kb(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+    return 0;
+}
+
+// utime + stime of a process in seconds, -1 if unreadable.
+double read_cpu_s(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto close = s.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream in(s.substr(close + 2));
+    std::string field;
+    // Fields after the command: state(3) ... utime(14) stime(15).
+    for (int i = 3; i < 14; ++i) in >> field;
+    double utime = 0, stime = 0;
+    in >> utime >> stime;
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_s() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto tv = [](timeval t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+// A bitmap of sequence numbers that grows as they come.
+class seq_bitmap {
+public:
+    // Returns whether `i` was already set.
+    bool test_and_set(std::uint64_t i) {
+        auto w = static_cast<std::size_t>(i >> 6);
+        if (w >= bits_.size()) bits_.resize(std::max(w + 1, bits_.size() * 2), 0);
+        std::uint64_t m = std::uint64_t{1} << (i & 63);
+        bool was = (bits_[w] & m) != 0;
+        bits_[w] |= m;
+        return was;
+    }
+    bool test(std::uint64_t i) const {
+        auto w = static_cast<std::size_t>(i >> 6);
+        return w < bits_.size() && (bits_[w] >> (i & 63) & 1) != 0;
+    }
+
+private:
+    std::vector<std::uint64_t> bits_;
+};
+
+// What one subscriber saw from one publisher.
+struct publisher_track {
+    seq_bitmap seen;
+    std::int64_t max_seq = -1;
+    std::uint64_t unique = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t reordered = 0;
+};
+
+enum class role { publisher, subscriber, idle };
+enum class phase { connecting, awaiting_connack, awaiting_suback, ready, closed };
+
+struct connection {
+    int fd = -1;
+    role kind = role::idle;
+    int index = 0;
+    phase state = phase::connecting;
+    bool want_out = false; // EPOLLOUT currently requested
+
+    std::vector<std::uint8_t> in;
+    std::size_t in_len = 0;
+    std::string out;
+    std::size_t out_off = 0;
+
+    // Publisher.
+    std::string topic;
+    std::size_t packet_size = 0; // every PUBLISH of a publisher has this size
+    std::uint64_t next_seq = 0;
+    std::uint64_t publish_bytes = 0; // written since the start of measurement
+    bool active = false;             // still producing
+    int inflight = 0;                // QoS 1: unacknowledged
+    std::uint16_t next_packet_id = 1;
+    std::vector<std::uint64_t> packet_seq; // QoS 1: packet id -> sequence
+    seq_bitmap acked;
+    std::uint64_t acked_count = 0;
+
+    // Subscriber.
+    std::vector<publisher_track> tracks;
+};
+
+struct totals {
+    std::uint64_t disconnects = 0;
+    std::uint64_t protocol_errors = 0;
+    std::uint64_t bad_payloads = 0;
+    std::uint64_t refused = 0;
+};
+
+class load_generator {
+public:
+    explicit load_generator(settings s) : s_(std::move(s)) {
+        version_ = s_.mqtt == 5 ? proto::protocol_version::v5 : proto::protocol_version::v311;
+        ep_ = epoll_create1(EPOLL_CLOEXEC);
+        if (ep_ < 0) die(std::string("epoll_create1: ") + std::strerror(errno));
+        addr_.sin_family = AF_INET;
+        addr_.sin_port = htons(s_.port);
+        if (inet_pton(AF_INET, s_.host.c_str(), &addr_.sin_addr) != 1)
+            die("bad IPv4 address: " + s_.host);
+        payload_.assign(static_cast<std::size_t>(s_.payload), 'x');
+        run_id_ = std::to_string(getpid());
+    }
+
+    int run() {
+        if (s_.scenario == "idle") return run_idle();
+        if (s_.scenario == "latency") return run_latency();
+        return run_throughput();
+    }
+
+private:
+    // ---- connection plumbing ----
+
+    connection& open(role kind, int index) {
+        conns_.push_back(std::make_unique<connection>());
+        auto& c = *conns_.back();
+        c.kind = kind;
+        c.index = index;
+        c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c.fd < 0) die(std::string("socket: ") + std::strerror(errno));
+        int one = 1;
+        setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (kind == role::publisher)
+            setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &publisher_sndbuf, sizeof publisher_sndbuf);
+        c.in.resize(kind == role::idle ? 8192 : read_chunk);
+        ++connecting_;
+        int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_);
+        if (rc != 0 && errno != EINPROGRESS) {
+            fail(c, std::string("connect: ") + std::strerror(errno));
+            return c;
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.ptr = &c;
+        c.want_out = true;
+        if (epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0)
+            die(std::string("epoll_ctl: ") + std::strerror(errno));
+        return c;
+    }
+
+    void set_want_out(connection& c, bool want) {
+        if (c.want_out == want || c.state == phase::closed) return;
+        epoll_event ev{};
+        ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
+        ev.data.ptr = &c;
+        epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+        c.want_out = want;
+    }
+
+    void close_conn(connection& c) {
+        if (c.state == phase::closed) return;
+        if (c.state != phase::ready) --connecting_;
+        c.state = phase::closed;
+        epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+        ::close(c.fd);
+        c.fd = -1;
+    }
+
+    // A connection ended or could not be set up.
+    void fail(connection& c, const std::string& why) {
+        bool was_ready = c.state == phase::ready;
+        close_conn(c);
+        if (was_ready) {
+            ++totals_.disconnects;
+            if (totals_.disconnects <= 5) std::fprintf(stderr, "loadgen: connection lost: %s\n", why.c_str());
+            return;
+        }
+        ++failed_setup_;
+        if (setup_fatal_) die("connection setup failed: " + why);
+        if (failed_setup_ <= 5) std::fprintf(stderr, "loadgen: connection setup failed: %s\n", why.c_str());
+    }
+
+    // Writes what is pending; asks for EPOLLOUT if the socket is full.
+    void flush(connection& c) {
+        while (c.out_off < c.out.size()) {
+            ssize_t n = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+            if (n > 0) {
+                c.out_off += static_cast<std::size_t>(n);
+                if (c.kind == role::publisher && measuring_) c.publish_bytes += static_cast<std::uint64_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                set_want_out(c, true);
+                return;
+            }
+            fail(c, std::string("write: ") + std::strerror(errno));
+            return;
+        }
+        c.out.clear();
+        c.out_off = 0;
+        set_want_out(c, wants_to_produce(c));
+    }
+
+    bool wants_to_produce(const connection& c) const {
+        if (c.kind != role::publisher || !c.active || paced_) return false;
+        return s_.qos == 0 || c.inflight < s_.window;
+    }
+
+    void send_connect(connection& c) {
+        proto::connect p;
+        p.version = version_;
+        p.clean_start = true;
+        p.keep_alive = static_cast<std::uint16_t>(c.kind == role::idle ? s_.idle_keepalive : s_.keepalive);
+        std::string id = "lg-" + run_id_ + "-" + std::to_string(static_cast<int>(c.kind)) + "-" +
+                         std::to_string(c.index);
+        p.client_id = id;
+        proto::encode(proto::packet{p}, version_, c.out);
+        c.state = phase::awaiting_connack;
+        flush(c);
+    }
+
+    void send_subscribe(connection& c) {
+        proto::subscribe p;
+        p.packet_id = 1;
+        std::string filter = subscribe_filter();
+        proto::subscription_request r;
+        r.filter = filter;
+        r.qos = static_cast<std::uint8_t>(s_.qos);
+        p.entries.push_back(r);
+        proto::encode(proto::packet{p}, version_, c.out);
+        c.state = phase::awaiting_suback;
+        flush(c);
+    }
+
+    std::string topic_base() const { return s_.topic_prefix + "/" + run_id_ + "/" + s_.scenario; }
+    // Fan-in and latency subscribe with a wildcard; fan-out to the exact topic.
+    std::string subscribe_filter() const {
+        return s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/+";
+    }
+
+    void became_ready(connection& c) {
+        c.state = phase::ready;
+        --connecting_;
+        ++ready_;
+    }
+
+    // ---- publishing ----
+
+    // Appends one PUBLISH with the next sequence number.
+    void append_publish(connection& c, std::uint64_t stamp_ns) {
+        proto::publish p;
+        p.qos = static_cast<std::uint8_t>(s_.qos);
+        p.topic = c.topic;
+        if (s_.qos > 0) {
+            p.packet_id = c.next_packet_id;
+            c.packet_seq[c.next_packet_id] = c.next_seq;
+            c.next_packet_id = static_cast<std::uint16_t>(c.next_packet_id == 65535 ? 1 : c.next_packet_id + 1);
+            ++c.inflight;
+        }
+        auto idx = static_cast<std::uint32_t>(c.index);
+        std::memcpy(payload_.data(), &idx, 4);
+        std::memcpy(payload_.data() + 4, &c.next_seq, 8);
+        std::memcpy(payload_.data() + 12, &stamp_ns, 8);
+        ++c.next_seq;
+        proto::encode_publish_header(p, payload_.size(), version_, c.out);
+        c.out.append(payload_);
+    }
+
+    // Full speed: a new batch only once the previous one is written.
+    void produce(connection& c) {
+        if (c.out_off < c.out.size() || !c.active) return;
+        c.out.clear();
+        c.out_off = 0;
+        std::uint64_t stamp = now_ns();
+        while (c.out.size() < publish_batch_bytes && (s_.qos == 0 || c.inflight < s_.window))
+            append_publish(c, stamp);
+        flush(c);
+    }
+
+    // ---- receiving ----
+
+    void on_readable(connection& c, steady::time_point now) {
+        std::size_t budget = read_budget;
+        while (budget > 0 && c.state != phase::closed) {
+            if (c.in.size() - c.in_len < 4096) c.in.resize(c.in.size() * 2);
+            ssize_t n = ::read(c.fd, c.in.data() + c.in_len, c.in.size() - c.in_len);
+            if (n > 0) {
+                c.in_len += static_cast<std::size_t>(n);
+                budget = budget > static_cast<std::size_t>(n) ? budget - static_cast<std::size_t>(n) : 0;
+                parse(c, now);
+                continue;
+            }
+            if (n == 0) {
+                fail(c, "closed by broker");
+                return;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            fail(c, std::string("read: ") + std::strerror(errno));
+            return;
+        }
+        if (c.state != phase::closed && c.out_off < c.out.size()) flush(c);
+    }
+
+    void parse(connection& c, steady::time_point now) {
+        std::size_t off = 0;
+        while (c.state != phase::closed) {
+            std::span<const std::uint8_t> rest(c.in.data() + off, c.in_len - off);
+            auto f = proto::frame(rest, max_packet);
+            if (!f) {
+                ++totals_.protocol_errors;
+                fail(c, "malformed packet from broker: " + std::string(f.error().detail));
+                return;
+            }
+            if (!*f || (*f)->total_size() > rest.size()) break;
+            const auto& h = **f;
+            handle(c, h, rest.subspan(h.header_size, h.remaining_length), now);
+            off += h.total_size();
+        }
+        if (off > 0 && c.state != phase::closed) {
+            std::memmove(c.in.data(), c.in.data() + off, c.in_len - off);
+            c.in_len -= off;
+        }
+    }
+
+    void handle(connection& c, const proto::frame_header& h, std::span<const std::uint8_t> body,
+                steady::time_point now) {
+        auto r = proto::decode(h.first_byte, body, version_);
+        if (!r) {
+            ++totals_.protocol_errors;
+            fail(c, "undecodable packet from broker: " + std::string(r.error().detail));
+            return;
+        }
+        auto& p = *r;
+        if (auto* pub = std::get_if<proto::publish>(&p)) {
+            on_publish(c, *pub, now);
+        } else if (auto* a = std::get_if<proto::ack>(&p)) {
+            if (a->type == proto::packet_type::puback) on_puback(c, a->packet_id, now);
+        } else if (auto* ca = std::get_if<proto::connack>(&p)) {
+            if (ca->code != proto::reason_code::success) {
+                ++totals_.refused;
+                fail(c, "CONNACK refused: " + std::string(proto::to_string(ca->code)));
+                return;
+            }
+            if (c.kind == role::subscriber)
+                send_subscribe(c);
+            else
+                became_ready(c);
+        } else if (auto* sa = std::get_if<proto::suback>(&p)) {
+            for (auto code : sa->codes)
+                if (static_cast<std::uint8_t>(code) >= 0x80) {
+                    ++totals_.refused;
+                    fail(c, "SUBACK refused: " + std::string(proto::to_string(code)));
+                    return;
+                }
+            became_ready(c);
+        } else if (auto* d = std::get_if<proto::disconnect>(&p)) {
+            fail(c, "DISCONNECT from broker: " + std::string(proto::to_string(d->code)));
+        }
+    }
+
+    void on_publish(connection& c, const proto::publish& p, steady::time_point now) {
+        if (p.qos == 1) {
+            proto::ack a;
+            a.type = proto::packet_type::puback;
+            a.packet_id = p.packet_id;
+            proto::encode(proto::packet{a}, version_, c.out);
+        }
+        if (c.kind != role::subscriber || p.payload.size() < payload_header_size) {
+            ++totals_.bad_payloads;
+            return;
+        }
+        std::uint32_t pub = 0;
+        std::uint64_t seq = 0, stamp = 0;
+        std::memcpy(&pub, p.payload.data(), 4);
+        std::memcpy(&seq, p.payload.data() + 4, 8);
+        std::memcpy(&stamp, p.payload.data() + 12, 8);
+        if (pub >= c.tracks.size()) {
+            ++totals_.bad_payloads;
+            return;
+        }
+        auto& t = c.tracks[pub];
+        if (t.seen.test_and_set(seq)) {
+            ++t.duplicates;
+        } else {
+            ++t.unique;
+            if (static_cast<std::int64_t>(seq) < t.max_seq)
+                ++t.reordered;
+            else
+                t.max_seq = static_cast<std::int64_t>(seq);
+        }
+        last_rx_ = now;
+        if (paced_ && stamp >= window_begin_ns_ && stamp < window_end_ns_) {
+            auto rx = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+            latencies_ns_.push_back(rx > stamp ? rx - stamp : 0);
+        }
+    }
+
+    void on_puback(connection& c, std::uint16_t packet_id, steady::time_point now) {
+        if (c.kind != role::publisher || c.inflight == 0) return;
+        --c.inflight;
+        std::uint64_t seq = c.packet_seq[packet_id];
+        if (!c.acked.test_and_set(seq)) ++c.acked_count;
+        last_ack_ = now;
+        if (c.active && c.out_off == c.out.size()) produce(c);
+    }
+
+    // ---- the loop ----
+
+    // One epoll round; subscribers are served before publishers.
+    void poll_once(int timeout_ms) {
+        epoll_event evs[512];
+        int n = epoll_wait(ep_, evs, 512, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR) return;
+            die(std::string("epoll_wait: ") + std::strerror(errno));
+        }
+        auto now = steady::now();
+        for (int pass = 0; pass < 2; ++pass)
+            for (int i = 0; i < n; ++i) {
+                if (evs[i].data.ptr == &timer_tag_) {
+                    if (pass == 1) on_timer();
+                    continue;
+                }
+                auto& c = *static_cast<connection*>(evs[i].data.ptr);
+                bool first = c.kind != role::publisher;
+                if ((pass == 0) != first || c.state == phase::closed) continue;
+                on_event(c, evs[i].events, now);
+            }
+    }
+
+    void on_event(connection& c, std::uint32_t events, steady::time_point now) {
+        if (c.state == phase::connecting) {
+            if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+                fail(c, std::string("connect: ") + std::strerror(err));
+                return;
+            }
+            send_connect(c);
+            return;
+        }
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, now);
+        if (c.state == phase::closed) return;
+        if (events & EPOLLOUT) {
+            if (c.out_off < c.out.size())
+                flush(c);
+            else if (c.kind == role::publisher && c.active && !paced_)
+                produce(c);
+            else
+                set_want_out(c, false);
+        }
+    }
+
+    // Runs the loop until `done` holds; false on timeout.
+    template <class Pred>
+    bool loop_until(Pred done, double timeout_s) {
+        auto deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
+                                            std::chrono::duration<double>(timeout_s));
+        while (!done()) {
+            if (steady::now() > deadline) return false;
+            poll_once(10);
+        }
+        return true;
+    }
+
+    // Opens `n` connections of one kind, at most --max-connecting at a time
+    // in the handshake, and waits for all to be ready (or failed).
+    bool open_all(role kind, int n, double timeout_s) {
+        int opened = 0;
+        auto target_ready = ready_ + n;
+        auto deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
+                                            std::chrono::duration<double>(timeout_s));
+        while (ready_ + failed_setup_ < target_ready) {
+            while (opened < n && connecting_ < s_.max_connecting) {
+                auto& c = open(kind, opened);
+                init_role(c);
+                ++opened;
+            }
+            if (steady::now() > deadline) return false;
+            poll_once(10);
+        }
+        return true;
+    }
+
+    void init_role(connection& c) {
+        if (c.kind == role::publisher) {
+            c.topic = s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/" + std::to_string(c.index);
+            if (s_.qos > 0) c.packet_seq.assign(65536, 0);
+            proto::publish p;
+            p.qos = static_cast<std::uint8_t>(s_.qos);
+            p.topic = c.topic;
+            p.packet_id = 1;
+            std::string probe;
+            proto::encode_publish_header(p, payload_.size(), version_, probe);
+            c.packet_size = probe.size() + payload_.size();
+        } else if (c.kind == role::subscriber) {
+            c.tracks.resize(static_cast<std::size_t>(s_.publishers));
+        }
+    }
+
+    void setup(int subscribers, int publishers) {
+        setup_fatal_ = true;
+        if (!open_all(role::subscriber, subscribers, 30)) die("timed out waiting for SUBACKs");
+        if (!open_all(role::publisher, publishers, 30)) die("timed out waiting for CONNACKs");
+    }
+
+    std::vector<connection*> of(role kind) {
+        std::vector<connection*> v;
+        for (auto& c : conns_)
+            if (c->kind == kind) v.push_back(c.get());
+        return v;
+    }
+
+    void on_timer() {
+        std::uint64_t ticks = 0;
+        [[maybe_unused]] auto n = ::read(timer_fd_, &ticks, sizeof ticks);
+        if (!paced_) return;
+        auto now = steady::now();
+        for (auto* c : publishers_) {
+            if (!c->active || c->state != phase::ready) continue;
+            auto due = static_cast<std::uint64_t>(seconds(now - t_start_) * s_.rate);
+            if (c->next_seq >= due) continue;
+            if (c->out_off == c->out.size()) {
+                c->out.clear();
+                c->out_off = 0;
+            }
+            std::uint64_t stamp = now_ns();
+            while (c->next_seq < due) append_publish(*c, stamp);
+            flush(*c);
+        }
+    }
+
+    // Common to throughput and latency runs: start, produce until the
+    // deadline, stop, drain.
+    struct run_times {
+        steady::time_point start, stop, end;
+        bool drain_timeout = false;
+    };
+
+    run_times measure(double produce_s) {
+        run_times t;
+        auto pubs = publishers_ = of(role::publisher);
+        cpu0_ = self_cpu_s();
+        broker_cpu0_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        measuring_ = true;
+        t.start = t_start_ = steady::now();
+        last_rx_ = last_ack_ = t.start;
+        for (auto* c : pubs) {
+            c->active = true;
+            if (!paced_) produce(*c);
+        }
+        if (paced_) {
+            timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+            itimerspec its{};
+            its.it_interval.tv_nsec = 100'000; // 100 us: ~2 messages per tick at 20k/s
+            its.it_value.tv_nsec = 100'000;
+            timerfd_settime(timer_fd_, 0, &its, nullptr);
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.ptr = &timer_tag_;
+            epoll_ctl(ep_, EPOLL_CTL_ADD, timer_fd_, &ev);
+        }
+        auto produce_end = t.start + std::chrono::duration_cast<steady::duration>(
+                                         std::chrono::duration<double>(produce_s));
+        while (steady::now() < produce_end) poll_once(5);
+
+        t.stop = steady::now();
+        for (auto* c : pubs) c->active = false;
+        if (paced_) epoll_ctl(ep_, EPOLL_CTL_DEL, timer_fd_, nullptr);
+        auto quiet = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.quiet));
+        auto drain_limit = t.stop + std::chrono::duration_cast<steady::duration>(
+                                        std::chrono::duration<double>(s_.max_drain));
+        for (;;) {
+            auto now = steady::now();
+            bool flushed = std::all_of(pubs.begin(), pubs.end(), [](connection* c) {
+                return c->state == phase::closed || (c->out_off == c->out.size() && c->inflight == 0);
+            });
+            auto last = std::max({last_rx_, last_ack_, t.stop});
+            if (flushed && now - last >= quiet) break;
+            if (now > drain_limit) {
+                t.drain_timeout = true;
+                break;
+            }
+            poll_once(10);
+        }
+        t.end = std::max({last_rx_, last_ack_});
+        measuring_ = false;
+        cpu1_ = self_cpu_s();
+        broker_cpu1_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        t_end_ = steady::now();
+        return t;
+    }
+
+    struct sub_totals {
+        std::uint64_t unique = 0, duplicates = 0, reordered = 0;
+    };
+    sub_totals sum_subscribers() {
+        sub_totals s;
+        for (auto* c : of(role::subscriber))
+            for (auto& t : c->tracks) {
+                s.unique += t.unique;
+                s.duplicates += t.duplicates;
+                s.reordered += t.reordered;
+            }
+        return s;
+    }
+
+    std::uint64_t sent_messages() {
+        std::uint64_t sent = 0;
+        for (auto* c : of(role::publisher)) sent += c->publish_bytes / c->packet_size;
+        return sent;
+    }
+
+    void print_common(const run_times& t) {
+        double wall = seconds(t_end_ - t_start_);
+        std::printf("\"duration_s\":%.3f,\"drain_s\":%.3f,\"drain_timeout\":%s,", seconds(t.stop - t.start),
+                    seconds(t_end_ - t.stop), t.drain_timeout ? "true" : "false");
+        std::printf("\"loadgen_cpu_pct\":%.1f,", 100.0 * (cpu1_ - cpu0_) / wall);
+        if (broker_cpu0_ >= 0 && broker_cpu1_ >= 0)
+            std::printf("\"broker_cpu_pct\":%.1f,", 100.0 * (broker_cpu1_ - broker_cpu0_) / wall);
+        std::printf("\"disconnects\":%llu,\"protocol_errors\":%llu,\"bad_payloads\":%llu}\n",
+                    static_cast<unsigned long long>(totals_.disconnects),
+                    static_cast<unsigned long long>(totals_.protocol_errors),
+                    static_cast<unsigned long long>(totals_.bad_payloads));
+        std::fflush(stdout);
+    }
+
+    // ---- scenarios ----
+
+    int run_throughput() {
+        if (s_.scenario == "fanout") s_.publishers = 1;
+        if (s_.scenario != "fanout") s_.subscribers = 1;
+        setup(s_.subscribers, s_.publishers);
+        std::fprintf(stderr, "loadgen: %s: %d publisher(s), %d subscriber(s), QoS %d, %.1f s\n",
+                     s_.scenario.c_str(), s_.publishers, s_.subscribers, s_.qos, s_.duration);
+        auto t = measure(s_.duration);
+
+        auto sent = sent_messages();
+        auto subs = sum_subscribers();
+        std::uint64_t acked = 0, acked_not_delivered = 0;
+        if (s_.qos > 0) {
+            auto subscribers = of(role::subscriber);
+            for (auto* p : of(role::publisher)) {
+                acked += p->acked_count;
+                for (std::uint64_t seq = 0; seq < p->next_seq; ++seq) {
+                    if (!p->acked.test(seq)) continue;
+                    for (auto* sc : subscribers)
+                        if (!sc->tracks[static_cast<std::size_t>(p->index)].seen.test(seq)) ++acked_not_delivered;
+                }
+            }
+        }
+        double produce_s = seconds(t.stop - t.start);
+        double rx_s = std::max(1e-9, seconds(t.end - t.start));
+        auto expected = sent * static_cast<std::uint64_t>(s_.subscribers);
+        std::printf("{\"scenario\":\"%s\",\"publishers\":%d,\"subscribers\":%d,\"qos\":%d,\"payload\":%d,",
+                    s_.scenario.c_str(), s_.publishers, s_.subscribers, s_.qos, s_.payload);
+        std::printf("\"sent\":%llu,\"sent_per_s\":%.0f,\"received\":%llu,\"received_per_s\":%.0f,",
+                    static_cast<unsigned long long>(sent), static_cast<double>(sent) / produce_s,
+                    static_cast<unsigned long long>(subs.unique), static_cast<double>(subs.unique) / rx_s);
+        std::printf("\"delivered\":%.6f,\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
+                    expected ? static_cast<double>(subs.unique) / static_cast<double>(expected) : 0.0,
+                    static_cast<unsigned long long>(expected > subs.unique ? expected - subs.unique : 0),
+                    static_cast<unsigned long long>(subs.reordered),
+                    static_cast<unsigned long long>(subs.duplicates));
+        if (s_.qos > 0)
+            std::printf("\"window\":%d,\"acked\":%llu,\"acked_per_s\":%.0f,\"acked_not_delivered\":%llu,", s_.window,
+                        static_cast<unsigned long long>(acked), static_cast<double>(acked) / produce_s,
+                        static_cast<unsigned long long>(acked_not_delivered));
+        print_common(t);
+        return 0;
+    }
+
+    int run_latency() {
+        s_.publishers = 1;
+        s_.subscribers = 1;
+        paced_ = true;
+        setup(1, 1);
+        std::fprintf(stderr, "loadgen: latency: %.0f msg/s, %.1f s warm-up + %.1f s\n", s_.rate, s_.warmup,
+                     s_.duration);
+        // The window is set before start; stamps are steady-clock ns.
+        auto start_ns = now_ns();
+        window_begin_ns_ = start_ns + static_cast<std::uint64_t>(s_.warmup * 1e9);
+        window_end_ns_ = start_ns + static_cast<std::uint64_t>((s_.warmup + s_.duration) * 1e9);
+        latencies_ns_.reserve(static_cast<std::size_t>(s_.rate * (s_.duration + 1)));
+        auto t = measure(s_.warmup + s_.duration);
+
+        auto sent = sent_messages();
+        auto subs = sum_subscribers();
+        std::vector<std::uint64_t>& v = latencies_ns_;
+        std::sort(v.begin(), v.end());
+        auto pct = [&](double q) -> double {
+            if (v.empty()) return 0;
+            auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+            return static_cast<double>(v[std::min(i, v.size() - 1)]) / 1000.0;
+        };
+        double produce_s = seconds(t.stop - t.start);
+        std::printf("{\"scenario\":\"latency\",\"rate\":%.0f,\"payload\":%d,\"sent\":%llu,\"sent_per_s\":%.0f,",
+                    s_.rate, s_.payload, static_cast<unsigned long long>(sent), static_cast<double>(sent) / produce_s);
+        std::printf("\"received\":%llu,\"delivered\":%.6f,\"reordered\":%llu,\"samples\":%zu,",
+                    static_cast<unsigned long long>(subs.unique),
+                    sent ? static_cast<double>(subs.unique) / static_cast<double>(sent) : 0.0,
+                    static_cast<unsigned long long>(subs.reordered), v.size());
+        std::printf("\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,", pct(0.50), pct(0.99),
+                    pct(0.999), v.empty() ? 0.0 : static_cast<double>(v.back()) / 1000.0);
+        print_common(t);
+        return 0;
+    }
+
+    int run_idle() {
+        setup_fatal_ = false;
+        long rss_before = s_.broker_pid ? read_rss_kb(s_.broker_pid) : 0;
+        auto t0 = steady::now();
+        bool ok = open_all(role::idle, s_.connections, 120);
+        auto t1 = steady::now();
+        // Let the broker finish whatever it does after CONNACK before measuring.
+        loop_until([] { return false; }, s_.settle);
+        long rss_after = s_.broker_pid ? read_rss_kb(s_.broker_pid) : 0;
+        int connected = ready_;
+        std::printf("{\"scenario\":\"idle\",\"connections\":%d,\"connected\":%d,\"failed\":%d,\"timed_out\":%s,",
+                    s_.connections, connected, failed_setup_, ok ? "false" : "true");
+        std::printf("\"connect_s\":%.3f,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"bytes_per_conn\":%.0f,",
+                    seconds(t1 - t0), rss_before, rss_after,
+                    connected > 0 ? static_cast<double>(rss_after - rss_before) * 1024.0 / connected : 0.0);
+        std::printf("\"disconnects\":%llu}\n", static_cast<unsigned long long>(totals_.disconnects));
+        std::fflush(stdout);
+        // Close with RST: 10,000 sockets in TIME_WAIT help nobody.
+        for (auto& c : conns_)
+            if (c->fd >= 0) {
+                linger lg{1, 0};
+                setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
+        return connected == s_.connections ? 0 : 2;
+    }
+
+    settings s_;
+    proto::protocol_version version_;
+    int ep_ = -1;
+    sockaddr_in addr_{};
+    std::string payload_;
+    std::string run_id_;
+    std::vector<std::unique_ptr<connection>> conns_;
+    std::vector<connection*> publishers_;
+    int connecting_ = 0;
+    int ready_ = 0;
+    int failed_setup_ = 0;
+    bool setup_fatal_ = true;
+    bool measuring_ = false;
+    bool paced_ = false;
+    int timer_fd_ = -1;
+    char timer_tag_ = 0;
+    totals totals_;
+    steady::time_point t_start_, t_end_, last_rx_, last_ack_;
+    std::uint64_t window_begin_ns_ = 0, window_end_ns_ = 0;
+    std::vector<std::uint64_t> latencies_ns_;
+    double cpu0_ = 0, cpu1_ = 0, broker_cpu0_ = -1, broker_cpu1_ = -1;
+};
+
+} // namespace
+} // namespace pulsegate::bench
+
+int main(int argc, char** argv) {
+    pulsegate::bench::settings s;
+    CLI::App app{"pulsegate-loadgen: MQTT load generator (one JSON line on stdout)"};
+    app.add_option("--host", s.host, "broker IPv4 address");
+    app.add_option("--port", s.port, "broker port")->required();
+    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle"}));
+    app.add_option("--publishers", s.publishers, "fanin: publisher connections")->check(CLI::Range(1, 10000));
+    app.add_option("--subscribers", s.subscribers, "fanout: subscriber connections")->check(CLI::Range(1, 10000));
+    app.add_option("--qos", s.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 1));
+    app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher")->check(CLI::Range(1, 65535));
+    app.add_option("--payload", s.payload, "payload bytes (>= 20)")->check(CLI::Range(20, 1 << 20));
+    app.add_option("--duration", s.duration, "seconds of publishing (latency: after warm-up)");
+    app.add_option("--warmup", s.warmup, "latency: seconds before samples count");
+    app.add_option("--rate", s.rate, "latency: messages per second");
+    app.add_option("--connections", s.connections, "idle: connections to open")->check(CLI::Range(1, 60000));
+    app.add_option("--max-connecting", s.max_connecting, "idle: connections in the handshake at once");
+    app.add_option("--broker-pid", s.broker_pid, "read the broker's CPU time and RSS from /proc");
+    app.add_option("--quiet", s.quiet, "drain until no message for this many seconds");
+    app.add_option("--max-drain", s.max_drain, "give up draining after this many seconds");
+    app.add_option("--settle", s.settle, "idle: seconds to wait after the last CONNACK before reading RSS");
+    app.add_option("--mqtt", s.mqtt, "protocol version: 4 (3.1.1) or 5")->check(CLI::IsMember({4, 5}));
+    CLI11_PARSE(app, argc, argv);
+
+    std::signal(SIGPIPE, SIG_IGN);
+    pulsegate::bench::raise_fd_limit();
+    pulsegate::bench::load_generator g(s);
+    return g.run();
+}

@@ -1,0 +1,103 @@
+// 09: limits: max_connections, max_packet_size on 3.1.1, and many
+// concurrent connections working at once.
+#include <doctest/doctest.h>
+
+#include <sys/resource.h>
+
+#include <memory>
+
+#include "harness.hpp"
+
+using namespace pulsegate::itest;
+namespace r = pulsegate::itest::raw;
+
+TEST_CASE("max_connections: connections beyond the limit are refused") {
+    broker_options o;
+    o.max_connections = 3;
+    broker_process b{o};
+    std::vector<std::unique_ptr<raw_client>> cs;
+    for (int i = 0; i < 3; ++i) {
+        cs.push_back(std::make_unique<raw_client>(b.port()));
+        auto ack = cs.back()->handshake(r::spec(5, "maxc-" + std::to_string(i)));
+        REQUIRE(ack);
+        REQUIRE(ack->reason == 0);
+    }
+    {
+        raw_client extra{b.port()};
+        extra.send(r::connect_packet(r::spec(5, "maxc-extra")));
+        // CONNACK 0x97 Quota exceeded (pulsegate) or a close without CONNACK
+        // (mosquitto closes at accept).
+        REQUIRE(extra.wait_closed());
+        if (is_pulsegate()) REQUIRE(extra.skipped().size() == 1);
+        for (auto const& p : extra.skipped()) {
+            auto ack = r::parse_connack(p, 5);
+            CHECK(ack.reason == 0x97);
+        }
+    }
+    // A slot freed by a DISCONNECT can be used again.
+    cs.back()->send(r::disconnect_packet(5));
+    REQUIRE(cs.back()->wait_closed());
+    cs.pop_back();
+    raw_client again{b.port()};
+    auto ack = again.handshake(r::spec(5, "maxc-again"));
+    REQUIRE(ack);
+    CHECK(ack->reason == 0);
+}
+
+TEST_CASE("max_packet_size applies to 3.1.1 clients too") {
+    broker_options o;
+    o.max_packet_size = 1000;
+    broker_process b{o};
+    raw_client c{b.port()};
+    REQUIRE(c.handshake(r::spec(4, "mps3"))->reason == 0);
+    c.send(r::publish_packet(4, "mps3/t", std::string(900, 'a'), 1, 1));
+    auto ok = c.read();
+    REQUIRE(ok);
+    CHECK(ok->type == r::puback);
+    c.send(r::publish_packet(4, "mps3/t", std::string(5000, 'a'), 1, 2));
+    CHECK(c.wait_closed());
+    CHECK(c.skipped().empty());
+}
+
+TEST_CASE("1000 concurrent connections each receive a broadcast") {
+    // Both this process and the broker (which inherits the limit) need more
+    // than the usual 1024 descriptors.
+    rlimit rl{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 8192);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    constexpr std::size_t n = 1000;
+    REQUIRE(rl.rlim_cur > 2 * n + 64);
+
+    broker_process b;
+    std::vector<std::unique_ptr<raw_client>> cs;
+    cs.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        cs.push_back(std::make_unique<raw_client>(b.port()));
+        std::uint8_t v = i % 2 == 0 ? 4 : 5;
+        auto ack = cs.back()->handshake(r::spec(v, "many-" + std::to_string(i)));
+        REQUIRE(ack);
+        REQUIRE(ack->reason == 0);
+    }
+    for (auto& c : cs) c->send(r::subscribe_packet(c->version(), 1, {{"many/all", 1}}));
+    for (auto& c : cs) REQUIRE(c->read_type(r::suback));
+
+    mosq_client pub{"many-pub"};
+    REQUIRE(pub.connect(b.port()) == 0);
+    pub.publish("many/all", "hello everyone", 1);
+    std::size_t got = 0;
+    for (auto& c : cs) {
+        auto p = c->read_type(r::publish);
+        if (!p) continue;
+        auto pv = r::parse_publish(*p, c->version());
+        if (pv.payload == "hello everyone") ++got;
+        c->send(r::ack_packet(r::puback, pv.packet_id));
+    }
+    CHECK(got == n);
+    // Every connection is still alive and answers a ping.
+    std::size_t alive = 0;
+    for (auto& c : cs) c->send(r::pingreq_packet());
+    for (auto& c : cs)
+        if (auto p = c->read_type(r::pingresp)) ++alive;
+    CHECK(alive == n);
+}

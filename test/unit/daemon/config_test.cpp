@@ -1,0 +1,361 @@
+// daemon/config: defaults, the file, environment overrides and every error
+// message a user can meet.
+
+#include "daemon/config.hpp"
+
+#include <doctest/doctest.h>
+#include <toml++/toml.h>
+
+#include <map>
+#include <string>
+
+using namespace pulsegate::daemon;
+
+namespace {
+
+// An injected environment.
+env_lookup env_of(std::map<std::string, std::string> vars) {
+    return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end())
+            return std::nullopt;
+        return it->second;
+    };
+}
+
+config parse(std::string_view text, std::map<std::string, std::string> env = {}) {
+    return parse_config(text, "pulsegate.toml", env_of(std::move(env)));
+}
+
+std::string error_of(std::string_view text, std::map<std::string, std::string> env = {}) {
+    try {
+        parse(text, std::move(env));
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST_CASE("defaults: every key has one, matching broker::options") {
+    config c = load_config(std::nullopt, no_env);
+    CHECK(c == config{});
+    CHECK(c.mqtt.listen == std::vector<std::string>{"0.0.0.0:1883"});
+    CHECK(c.http.listen == "127.0.0.1:8080");
+    CHECK(c.storage.data_dir == "./var");
+    CHECK(c.storage.durability_mode == durability::commit);
+    CHECK_FALSE(c.auth.allow_anonymous);
+    CHECK(c.auth.anonymous_tenant == "default");
+    CHECK(c.delivery.allow_private_targets.empty());
+    CHECK(c.log.level == "info");
+    CHECK(c.log.format == log_format::logfmt);
+
+    auto o = to_broker_options(c);
+    pulsegate::broker::options d;
+    CHECK(o.listen == d.listen);
+    CHECK(o.shards == d.shards);
+    CHECK(o.max_keepalive == d.max_keepalive);
+    CHECK(o.receive_maximum == d.receive_maximum);
+    CHECK(o.topic_alias_maximum == d.topic_alias_maximum);
+    CHECK(o.max_packet_size == d.max_packet_size);
+    CHECK(o.max_inflight == d.max_inflight);
+    CHECK(o.max_queued_messages == d.max_queued_messages);
+    CHECK(o.max_connections == d.max_connections);
+    CHECK(o.max_topic_levels == d.max_topic_levels);
+    CHECK(o.connect_timeout == d.connect_timeout);
+    CHECK(o.max_session_expiry == d.max_session_expiry);
+    CHECK(o.allow_anonymous == d.allow_anonymous);
+    CHECK(o.anonymous_tenant == d.anonymous_tenant);
+    CHECK(o.sys_interval == d.sys_interval);
+}
+
+TEST_CASE("an empty file is the defaults") {
+    CHECK(parse("") == config{});
+    CHECK(parse("# only a comment\n[mqtt]\n[log]\n") == config{});
+}
+
+TEST_CASE("file: every key parsed and mapped") {
+    auto c = parse(R"(
+[mqtt]
+listen = ["127.0.0.1:1884", "[::1]:1884"]
+shards = 2
+max_keepalive = 60
+receive_maximum = 20
+topic_alias_maximum = 0
+max_packet_size = 4096
+max_inflight = 10
+max_queued_messages = 50
+max_connections = 100
+max_topic_levels = 8
+connect_timeout_ms = 2500
+max_session_expiry_s = 3600
+sys_interval_s = 0
+[http]
+listen = "0.0.0.0:8081"
+[storage]
+data_dir = "/tmp/pg"
+durability = "relaxed"
+[auth]
+allow_anonymous = true
+anonymous_tenant = "lab-1"
+[delivery]
+allow_private_targets = ["127.0.0.0/8", "::1/128", "10.1.2.3"]
+[log]
+level = "debug"
+format = "json"
+)");
+    CHECK(c.mqtt.listen == std::vector<std::string>{"127.0.0.1:1884", "[::1]:1884"});
+    CHECK(c.http.listen == "0.0.0.0:8081");
+    CHECK(c.storage.data_dir == "/tmp/pg");
+    CHECK(c.storage.durability_mode == durability::relaxed);
+    CHECK(c.delivery.allow_private_targets.size() == 3);
+    CHECK(c.log.level == "debug");
+    CHECK(c.log.format == log_format::json);
+
+    auto o = to_broker_options(c);
+    CHECK(o.listen == c.mqtt.listen);
+    CHECK(o.shards == 2);
+    CHECK(o.max_keepalive == 60);
+    CHECK(o.receive_maximum == 20);
+    CHECK(o.topic_alias_maximum == 0);
+    CHECK(o.max_packet_size == 4096);
+    CHECK(o.max_inflight == 10);
+    CHECK(o.max_queued_messages == 50);
+    CHECK(o.max_connections == 100);
+    CHECK(o.max_topic_levels == 8);
+    CHECK(o.connect_timeout == std::chrono::milliseconds(2500));
+    CHECK(o.max_session_expiry == 3600);
+    CHECK(o.sys_interval == std::chrono::seconds(0));
+    CHECK(o.allow_anonymous);
+    CHECK(o.anonymous_tenant == "lab-1");
+}
+
+TEST_CASE("listen: a single string is a one-element list") {
+    CHECK(parse("[mqtt]\nlisten = \"127.0.0.1:0\"\n").mqtt.listen ==
+          std::vector<std::string>{"127.0.0.1:0"});
+}
+
+TEST_CASE("anonymous_tenant may be empty: the whole untenanted tree") {
+    CHECK(parse("[auth]\nanonymous_tenant = \"\"\n").auth.anonymous_tenant.empty());
+}
+
+TEST_CASE("bounds are inclusive") {
+    CHECK(parse("[mqtt]\nreceive_maximum = 1\n").mqtt.receive_maximum == 1);
+    CHECK(parse("[mqtt]\nreceive_maximum = 65535\n").mqtt.receive_maximum == 65535);
+    CHECK(parse("[mqtt]\nmax_session_expiry_s = 4294967295\n").mqtt.max_session_expiry_s == 0xFFFFFFFFu);
+}
+
+TEST_CASE("environment overrides the file") {
+    auto c = parse("[mqtt]\nlisten = \"0.0.0.0:1883\"\nreceive_maximum = 100\n",
+                   {{"PULSEGATE_MQTT_LISTEN", "127.0.0.1:1884, [::1]:1885"},
+                    {"PULSEGATE_MQTT_RECEIVE_MAXIMUM", "200"},
+                    {"PULSEGATE_AUTH_ALLOW_ANONYMOUS", "true"},
+                    {"PULSEGATE_AUTH_ANONYMOUS_TENANT", ""},
+                    {"PULSEGATE_DELIVERY_ALLOW_PRIVATE_TARGETS", "127.0.0.0/8,192.168.0.0/16,"},
+                    {"PULSEGATE_STORAGE_DURABILITY", "relaxed"},
+                    {"PULSEGATE_LOG_FORMAT", "json"}});
+    CHECK(c.mqtt.listen == std::vector<std::string>{"127.0.0.1:1884", "[::1]:1885"});
+    CHECK(c.mqtt.receive_maximum == 200);
+    CHECK(c.auth.allow_anonymous);
+    CHECK(c.auth.anonymous_tenant.empty());
+    CHECK(c.delivery.allow_private_targets ==
+          std::vector<std::string>{"127.0.0.0/8", "192.168.0.0/16"});
+    CHECK(c.storage.durability_mode == durability::relaxed);
+    CHECK(c.log.format == log_format::json);
+}
+
+TEST_CASE("environment without a file") {
+    auto c = load_config(std::nullopt, env_of({{"PULSEGATE_AUTH_ALLOW_ANONYMOUS", "1"},
+                                               {"PULSEGATE_MQTT_SHARDS", "2"}}));
+    CHECK(c.auth.allow_anonymous);
+    CHECK(c.mqtt.shards == 2);
+    CHECK(load_config(std::nullopt, env_of({{"PULSEGATE_AUTH_ALLOW_ANONYMOUS", "FALSE"}}))
+              .auth.allow_anonymous == false);
+    CHECK(load_config(std::nullopt, env_of({{"PULSEGATE_DELIVERY_ALLOW_PRIVATE_TARGETS", ""}}))
+              .delivery.allow_private_targets.empty());
+}
+
+TEST_CASE("env_var_name and unknown overrides") {
+    CHECK(env_var_name("mqtt", "listen") == "PULSEGATE_MQTT_LISTEN");
+    CHECK(env_var_name("auth", "allow_anonymous") == "PULSEGATE_AUTH_ALLOW_ANONYMOUS");
+    CHECK(unknown_env_overrides({"PATH", "PULSEGATE_MQTT_LISTEN", "PULSEGATE_MQTT_LISTN", "HOME"}) ==
+          std::vector<std::string>{"PULSEGATE_MQTT_LISTN"});
+}
+
+TEST_CASE("errors in the file name the file, the key and the expectation") {
+    CHECK(error_of("[mqtt]\nreceive_maximum = 0\n") ==
+          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got 0");
+    CHECK(error_of("[mqtt]\nreceive_maximum = 65536\n") ==
+          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got 65536");
+    CHECK(error_of("[mqtt]\nreceive_maximum = \"10\"\n") ==
+          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got the string \"10\"");
+    CHECK(error_of("[mqtt]\nmax_inflight = 1.5\n") ==
+          "pulsegate.toml: [mqtt] max_inflight: expected an integer 1..65535, got a floating-point number");
+    CHECK(error_of("[mqtt]\nshards = -1\n") ==
+          "pulsegate.toml: [mqtt] shards: expected an integer 0..256, got -1");
+    CHECK(error_of("[mqtt]\nmax_session_expiry_s = 4294967296\n") ==
+          "pulsegate.toml: [mqtt] max_session_expiry_s: expected an integer 0..4294967295, got 4294967296");
+    CHECK(error_of("[auth]\nallow_anonymous = \"yes\"\n") ==
+          "pulsegate.toml: [auth] allow_anonymous: expected true or false, got the string \"yes\"");
+    CHECK(error_of("[storage]\ndurability = \"fast\"\n") ==
+          "pulsegate.toml: [storage] durability: expected \"commit\" or \"relaxed\", got \"fast\"");
+    CHECK(error_of("[storage]\ndata_dir = \"\"\n") ==
+          "pulsegate.toml: [storage] data_dir: expected a non-empty directory path, got \"\"");
+    CHECK(error_of("[log]\nlevel = \"verbose\"\n") ==
+          "pulsegate.toml: [log] level: expected one of \"trace\", \"debug\", \"info\", \"warn\", "
+          "\"error\", got \"verbose\"");
+    CHECK(error_of("[log]\nformat = \"xml\"\n") ==
+          "pulsegate.toml: [log] format: expected \"logfmt\" or \"json\", got \"xml\"");
+    CHECK(error_of("[auth]\nanonymous_tenant = \"Acme\"\n") ==
+          "pulsegate.toml: [auth] anonymous_tenant: expected a tenant id ([a-z0-9][a-z0-9_-]{0,62}) or "
+          "\"\" (whole untenanted tree), got \"Acme\"");
+    CHECK(error_of("[delivery]\nallow_private_targets = [\"10.0.0.0/33\"]\n") ==
+          "pulsegate.toml: [delivery] allow_private_targets: expected a CIDR range (e.g. \"127.0.0.0/8\", "
+          "\"fd00::/8\"), got \"10.0.0.0/33\"");
+    CHECK(error_of("[delivery]\nallow_private_targets = \"127.0.0.0/8\"\n") ==
+          "pulsegate.toml: [delivery] allow_private_targets: expected an array of strings, each a CIDR range "
+          "(e.g. \"127.0.0.0/8\", \"fd00::/8\"), got the string \"127.0.0.0/8\"");
+    CHECK(error_of("[http]\nlisten = \"localhost:8080\"\n") ==
+          "pulsegate.toml: [http] listen: expected \"host:port\" with an IP address (e.g. "
+          "\"127.0.0.1:8080\"), got \"localhost:8080\"");
+}
+
+TEST_CASE("listen addresses are checked one by one") {
+    const std::string address = "\"host:port\" with an IP address (e.g. \"0.0.0.0:1883\" or \"[::]:1883\")";
+    const std::string expected = "expected " + address;
+    for (const char* bad : {"1.2.3.4", "1.2.3.4:70000", "1.2.3.4:", ":1883", "[::1]1883", "::1:1883",
+                            "[::1:1883", "1.2.3:1883", "localhost:1883", "1.2.3.4:12a"}) {
+        CAPTURE(bad);
+        CHECK(error_of(std::string("[mqtt]\nlisten = [\"127.0.0.1:1\", \"") + bad + "\"]\n") ==
+              "pulsegate.toml: [mqtt] listen: " + expected + ", got \"" + bad + "\"");
+    }
+    for (const char* good : {"0.0.0.0:0", "127.0.0.1:65535", "[::]:1883", "[fe80::1]:1"}) {
+        CAPTURE(good);
+        CHECK(parse(std::string("[mqtt]\nlisten = \"") + good + "\"\n").mqtt.listen.front() == good);
+    }
+    CHECK(error_of("[mqtt]\nlisten = []\n") ==
+          "pulsegate.toml: [mqtt] listen: expected a non-empty list, each " + address + ", got an empty list");
+    CHECK(error_of("[mqtt]\nlisten = [1883]\n") ==
+          "pulsegate.toml: [mqtt] listen: expected a string or an array of strings, each " + address +
+              ", got an array holding the integer 1883");
+    CHECK(error_of("[mqtt]\nlisten = 1883\n") ==
+          "pulsegate.toml: [mqtt] listen: expected a string or an array of strings, each " + address +
+              ", got the integer 1883");
+}
+
+TEST_CASE("unknown sections and keys are errors") {
+    CHECK(error_of("[mqtt]\nrecieve_maximum = 10\n") ==
+          "pulsegate.toml: [mqtt] recieve_maximum: unknown key (known keys: listen, shards, max_keepalive, "
+          "receive_maximum, topic_alias_maximum, max_packet_size, max_inflight, max_queued_messages, "
+          "max_connections, max_topic_levels, connect_timeout_ms, max_session_expiry_s, sys_interval_s)");
+    CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
+    CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
+          "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [storage], [auth], "
+          "[delivery], [log])");
+    CHECK(error_of("listen = \"0.0.0.0:1883\"\n") ==
+          "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], "
+          "[storage], [auth], [delivery], [log])");
+    CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
+    CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") ==
+          "pulsegate.toml: [[bridge]]: not supported yet (arrives with a later issue); remove it");
+    CHECK(error_of("[[acl]]\nwho = \"*\"\n") ==
+          "pulsegate.toml: [[acl]]: not supported yet (arrives with a later issue); remove it");
+}
+
+TEST_CASE("syntax errors carry the line and column") {
+    auto msg = error_of("[mqtt]\nreceive_maximum = \n");
+    CHECK(msg.rfind("pulsegate.toml:2:", 0) == 0);
+    msg = error_of("[mqtt\n");
+    CHECK(msg.rfind("pulsegate.toml:1:", 0) == 0);
+}
+
+TEST_CASE("errors in the environment name the variable") {
+    CHECK(error_of("", {{"PULSEGATE_MQTT_RECEIVE_MAXIMUM", "abc"}}) ==
+          "environment PULSEGATE_MQTT_RECEIVE_MAXIMUM: expected an integer 1..65535, got \"abc\"");
+    CHECK(error_of("", {{"PULSEGATE_MQTT_RECEIVE_MAXIMUM", "0"}}) ==
+          "environment PULSEGATE_MQTT_RECEIVE_MAXIMUM: expected an integer 1..65535, got \"0\"");
+    CHECK(error_of("", {{"PULSEGATE_MQTT_RECEIVE_MAXIMUM", ""}}) ==
+          "environment PULSEGATE_MQTT_RECEIVE_MAXIMUM: expected an integer 1..65535, got \"\"");
+    CHECK(error_of("", {{"PULSEGATE_AUTH_ALLOW_ANONYMOUS", "maybe"}}) ==
+          "environment PULSEGATE_AUTH_ALLOW_ANONYMOUS: expected true or false (or 1 or 0), got \"maybe\"");
+    CHECK(error_of("", {{"PULSEGATE_MQTT_LISTEN", "127.0.0.1:1884,nope"}}) ==
+          "environment PULSEGATE_MQTT_LISTEN: expected \"host:port\" with an IP address (e.g. "
+          "\"0.0.0.0:1883\" or \"[::]:1883\"), got \"nope\"");
+    CHECK(error_of("", {{"PULSEGATE_MQTT_LISTEN", ""}}) ==
+          "environment PULSEGATE_MQTT_LISTEN: expected a non-empty list, each \"host:port\" with an IP "
+          "address (e.g. \"0.0.0.0:1883\" or \"[::]:1883\"), got an empty list");
+    CHECK(error_of("", {{"PULSEGATE_LOG_LEVEL", "loud"}}) ==
+          "environment PULSEGATE_LOG_LEVEL: expected one of \"trace\", \"debug\", \"info\", \"warn\", "
+          "\"error\", got \"loud\"");
+    // The file is checked first: its error wins over a bad environment.
+    CHECK(error_of("[mqtt]\nshards = 1000\n", {{"PULSEGATE_LOG_LEVEL", "loud"}}) ==
+          "pulsegate.toml: [mqtt] shards: expected an integer 0..256, got 1000");
+}
+
+TEST_CASE("load_config: a named file must be readable") {
+    try {
+        load_config(std::filesystem::path("/nonexistent/pulsegate.toml"), no_env);
+        FAIL("no error");
+    } catch (const config_error& e) {
+        CHECK(std::string(e.what()) ==
+              "cannot read config file /nonexistent/pulsegate.toml: No such file or directory");
+    }
+}
+
+TEST_CASE("to_toml prints every key and parses back to the same config") {
+    config d;
+    CHECK(parse(to_toml(d)) == d);
+
+    config c;
+    c.mqtt.listen = {"127.0.0.1:1", "[::1]:2"};
+    c.mqtt.receive_maximum = 7;
+    c.storage.data_dir = "/srv/with \"quotes\" and \\ backslash";
+    c.storage.durability_mode = durability::relaxed;
+    c.auth.anonymous_tenant = "";
+    c.delivery.allow_private_targets = {"10.0.0.0/8"};
+    c.log.format = log_format::json;
+    CHECK(parse(to_toml(c)) == c);
+
+    auto root = toml::parse(to_toml(d));
+    for (const char* key : {"listen", "shards", "max_keepalive", "receive_maximum", "topic_alias_maximum",
+                            "max_packet_size", "max_inflight", "max_queued_messages", "max_connections",
+                            "max_topic_levels", "connect_timeout_ms", "max_session_expiry_s",
+                            "sys_interval_s"}) {
+        CAPTURE(key);
+        CHECK(root["mqtt"][key]);
+    }
+    CHECK(root["http"]["listen"]);
+    CHECK(root["storage"]["data_dir"]);
+    CHECK(root["storage"]["durability"]);
+    CHECK(root["auth"]["allow_anonymous"]);
+    CHECK(root["auth"]["anonymous_tenant"]);
+    CHECK(root["delivery"]["allow_private_targets"]);
+    CHECK(root["log"]["level"]);
+    CHECK(root["log"]["format"]);
+}
+
+TEST_CASE("etc/pulsegate.toml: valid, every key present, every value the default") {
+    const std::filesystem::path sample = std::filesystem::path(PULSEGATE_SOURCE_DIR) / "etc/pulsegate.toml";
+    CHECK(load_config(sample, no_env) == config{});
+    auto sample_root = toml::parse_file(sample.string());
+    auto all_keys = toml::parse(to_toml(config{}));
+    for (const auto& [section, table] : all_keys) {
+        for (const auto& [key, value] : *table.as_table()) {
+            CAPTURE(section.str());
+            CAPTURE(key.str());
+            CHECK(sample_root[section.str()][key.str()]);
+        }
+    }
+}
+
+TEST_CASE("restart_only_changes") {
+    config a;
+    config b = a;
+    b.mqtt.receive_maximum = 5;
+    b.log.level = "debug";
+    CHECK(restart_only_changes(a, b).empty());
+    b.mqtt.listen = {"127.0.0.1:1"};
+    b.storage.durability_mode = durability::relaxed;
+    CHECK(restart_only_changes(a, b) == std::vector<std::string>{"[mqtt] listen", "[storage] durability"});
+}
