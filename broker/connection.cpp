@@ -119,7 +119,7 @@ asio::awaitable<void> connection::run() {
             send(ack);
         }
         spdlog::info("connect refused addr={} reason=\"{}\"", remote_, c.error().detail);
-        closing_ = true;
+        begin_closing();
         start_write();
         co_return;
     }
@@ -171,7 +171,7 @@ asio::awaitable<void> connection::run() {
     }
     if (!closing_) {
         // The peer went away without DISCONNECT: abnormal, the will goes.
-        closing_ = true;
+        begin_closing();
         detach_session(true);
         finish_close();
     }
@@ -191,7 +191,7 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
         spdlog::info("connect refused addr={} client_id=\"{}\" code=0x{:02x} reason=\"{}\"", remote_,
                      c.client_id, static_cast<unsigned>(rc), why);
         shard_.counters.refused.fetch_add(1, std::memory_order_relaxed);
-        closing_ = true;
+        begin_closing();
         start_write();
     };
 
@@ -481,7 +481,7 @@ void connection::handle_publish(const p::publish& pub) {
         return;
     }
 
-    auto m = std::make_shared<message>();
+    auto m = shard_.pool.acquire();
     m->topic.reserve(s.mount.size() + topic.size());
     m->topic.append(s.mount).append(topic);
     m->payload.assign(pub.payload);
@@ -661,14 +661,14 @@ void connection::handle_disconnect(const p::disconnect& d) {
     const bool will = d.code == reason_code::disconnect_with_will;
     spdlog::info("client disconnected client_id=\"{}\" code=0x{:02x}", s.client_id(),
                  static_cast<unsigned>(d.code));
-    closing_ = true;
+    begin_closing();
     detach_session(will);
     start_write();
 }
 
 void connection::close(reason_code why, std::string_view reason, bool publish_will) {
     if (closing_) return;
-    closing_ = true;
+    begin_closing();
     if (session_) {
         spdlog::info("client disconnected by server client_id=\"{}\" addr={} code=0x{:02x} reason=\"{}\"",
                      session_->client_id(), remote_, static_cast<unsigned>(why), reason);
@@ -692,7 +692,7 @@ std::shared_ptr<session> connection::release_session() {
 std::shared_ptr<session> connection::take_over() {
     if (closing_ || !session_) return release_session();
     spdlog::info("session taken over client_id=\"{}\" addr={}", session_->client_id(), remote_);
-    closing_ = true;
+    begin_closing();
     if (is_v5(version_)) {
         p::disconnect d;
         d.code = reason_code::session_taken_over;
@@ -719,11 +719,15 @@ void connection::detach_session(bool publish_will) {
 }
 
 void connection::check_timeouts(clock::time_point now) {
-    if (closing_) return;
+    if (closing_) {
+        // A peer that does not read our last packets does not keep the socket.
+        if (!closed_ && now - closing_at_ > std::chrono::seconds(5)) finish_close();
+        return;
+    }
     if (!session_) {
         if (now - opened_at_ > shard_.opts.connect_timeout) {
             spdlog::debug("connection closed addr={} reason=\"no CONNECT in time\"", remote_);
-            closing_ = true;
+            begin_closing();
             finish_close();
         }
         return;
@@ -764,7 +768,7 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
         pub.props.subscription_identifiers.assign(d.subscription_ids.begin(), d.subscription_ids.end());
         pub.props.message_expiry_interval = m.remaining_expiry(clock::now());
         if (client_alias_max_ != 0) {
-            if (auto it = tx_aliases_.find(std::string(topic)); it != tx_aliases_.end()) {
+            if (auto it = tx_aliases_.find(topic); it != tx_aliases_.end()) {
                 pub.props.topic_alias = it->second;
                 pub.topic = {};
             } else if (tx_aliases_.size() < client_alias_max_) {
@@ -865,7 +869,7 @@ void connection::on_written(boost::system::error_code ec, std::size_t n) {
     shard_.counters.bytes_sent.fetch_add(n, std::memory_order_relaxed);
     if (ec) {
         if (!closing_) {
-            closing_ = true;
+            begin_closing();
             detach_session(true);
         }
         finish_close();

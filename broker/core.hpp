@@ -62,6 +62,13 @@ using tcp = asio::ip::tcp;
 struct core;
 class shard;
 
+// Hash for unordered containers keyed by std::string that are looked up with
+// a std::string_view (no temporary string).
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
 // Monotonic counters of one shard, read by the $SYS publisher on shard 0.
 struct shard_counters {
     std::atomic<std::uint64_t> bytes_received{0};
@@ -135,6 +142,10 @@ private:
     bool write_delivery(delivery& d, std::uint16_t packet_id, bool dup);
     void start_write();
     void on_written(boost::system::error_code ec, std::size_t n);
+    void begin_closing() noexcept {
+        closing_ = true;
+        closing_at_ = clock::now();
+    }
     void finish_close();
     void detach_session(bool publish_will);
     void refuse(std::string_view what, protocol::reason_code code);
@@ -145,6 +156,7 @@ private:
     std::string remote_;
     clock::time_point opened_at_;
     clock::time_point last_rx_;
+    clock::time_point closing_at_;
 
     std::shared_ptr<session> session_;
     protocol::protocol_version version_ = protocol::protocol_version::v5;
@@ -181,7 +193,7 @@ private:
     std::uint16_t client_alias_max_ = 0;
     // Topic aliases: client -> broker (index = alias) and broker -> client.
     std::vector<std::string> rx_aliases_;
-    std::unordered_map<std::string, std::uint16_t> tx_aliases_;
+    std::unordered_map<std::string, std::uint16_t, string_hash, std::equal_to<>> tx_aliases_;
     // QoS 1/2 publishes received and not yet fully acknowledged.
     std::uint32_t inbound_unacked_ = 0;
 };
@@ -218,11 +230,13 @@ class shard {
 public:
     shard(core& owner, unsigned index);
 
+    ~shard();
+
     core& owner;
     const unsigned index;
-    asio::io_context ioc{1};
     // This shard's copy of the options (reload() posts a new one).
     options opts;
+    message_pool& pool;
     std::thread thread;
 
     subscription_trie<std::uint64_t, subscription_options> trie;
@@ -277,9 +291,15 @@ private:
     std::vector<std::vector<ticket_ptr>> ack_outbox_;
     std::vector<std::vector<directed>> directed_outbox_;
     std::vector<std::shared_ptr<connection>> dirty_;
+    std::vector<std::shared_ptr<connection>> pumping_; // dirty_ being pumped
     std::vector<std::pair<std::uint64_t, subscription_options>> matches_;
     std::unique_ptr<asio::steady_timer> tick_;
     bool flush_scheduled_ = false;
+
+public:
+    // Last, so that it is destroyed first: the handlers it still holds
+    // (connections) reach into the members above when they die.
+    asio::io_context ioc{1};
 };
 
 // Where the session of a client id lives.
@@ -296,6 +316,9 @@ struct core {
     std::mutex opts_mutex; // reload() vs readers of the reloadable fields
     authenticator* auth;
     publish_observer* observer;
+    // Declared before the shards: messages held by shards return to the
+    // pools when the shards die.
+    std::vector<std::unique_ptr<message_pool>> pools;
     std::vector<std::unique_ptr<shard>> shards;
     std::atomic<std::uint64_t> next_id{1};
     std::atomic<std::size_t> connection_count{0};

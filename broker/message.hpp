@@ -2,17 +2,25 @@
 // An application message as the broker holds it between the publisher and
 // its subscribers: immutable once routed, shared by every queue it sits in
 // and every shard it reaches.
+//
+// Messages are recycled rather than freed: each shard has a message_pool,
+// and the last reference to a message (dropped on whatever shard) pushes it
+// back onto its pool, strings and all, so that in steady state a publish
+// reuses a message whose topic and payload buffers already have the capacity
+// it needs, and the hot path allocates nothing.
 
 #include <atomic>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 
 namespace pulsegate::broker {
 
 using clock = std::chrono::steady_clock;
+
+class message_pool;
 
 struct message {
     std::string topic;   // internal name (mounted: "t/{tenant}/...")
@@ -36,8 +44,49 @@ struct message {
         auto left = std::chrono::ceil<std::chrono::seconds>(*expires_at - now).count();
         return static_cast<std::uint32_t>(left < 1 ? 1 : left);
     }
+
+private:
+    friend class message_pool;
+    friend void intrusive_ptr_add_ref(const message* m) noexcept {
+        m->refs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    friend void intrusive_ptr_release(const message* m) noexcept;
+
+    mutable std::atomic<std::uint32_t> refs_{0};
+    message_pool* pool_ = nullptr; // null: deleted when released
+    message* next_free_ = nullptr;
 };
 
-using message_ptr = std::shared_ptr<const message>;
+using message_ptr = boost::intrusive_ptr<const message>;
+using mutable_message_ptr = boost::intrusive_ptr<message>;
+
+// A free list of messages owned by one shard. acquire() runs on the owning
+// shard only; a message may be released on any thread, so returns go to a
+// lock-free stack that the owner takes whole (single consumer: no ABA).
+// At most `max_free` messages are kept; buffers that grew past
+// `max_kept_capacity` are freed rather than kept.
+class message_pool {
+public:
+    explicit message_pool(std::size_t max_free = 4096) : max_free_(max_free) {}
+    ~message_pool();
+    message_pool(const message_pool&) = delete;
+    message_pool& operator=(const message_pool&) = delete;
+
+    // A message with empty fields (capacity kept), owned by this pool.
+    mutable_message_ptr acquire();
+
+private:
+    friend void intrusive_ptr_release(const message* m) noexcept;
+    void give_back(message* m) noexcept;
+
+    static constexpr std::size_t max_kept_capacity = 64 * 1024;
+    std::size_t max_free_;
+    message* local_ = nullptr;                // owner's list
+    std::atomic<message*> returned_{nullptr}; // pushed by any thread
+    std::atomic<std::size_t> free_count_{0};  // in both lists
+};
+
+// A message owned by no pool (wills, $SYS, tests).
+inline mutable_message_ptr make_message() { return mutable_message_ptr(new message()); }
 
 } // namespace pulsegate::broker

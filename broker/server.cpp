@@ -60,13 +60,15 @@ std::string registry_key(const client_identity& who, std::string_view client_id)
 
 // ---- shard ----------------------------------------------------------------
 
-shard::shard(core& o, unsigned i) : owner(o), index(i), opts(o.opts) {
+shard::shard(core& o, unsigned i) : owner(o), index(i), opts(o.opts), pool(*o.pools.at(i)) {
     scratch.resize(scratch_size);
     const auto n = owner.shards.capacity();
     outbox_.resize(n);
     ack_outbox_.resize(n);
     directed_outbox_.resize(n);
 }
+
+shard::~shard() { tick_.reset(); }
 
 void shard::route(const message_ptr& m, const ticket_ptr& t) {
     deliver_local(m, t);
@@ -230,9 +232,9 @@ void shard::flush() {
         }
     }
     // pump() may schedule another flush; it then runs after this one.
-    auto dirty = std::move(dirty_);
-    dirty_.clear();
-    for (auto& c : dirty) c->pump();
+    std::swap(dirty_, pumping_);
+    for (auto& c : pumping_) c->pump();
+    pumping_.clear();
 }
 
 void shard::install(std::shared_ptr<session> s) {
@@ -289,7 +291,7 @@ void shard::publish_will(session& s) {
 }
 
 void shard::publish_will(will_spec w, std::uint64_t publisher) {
-    auto m = std::make_shared<message>();
+    auto m = make_message();
     m->topic = std::move(w.topic);
     m->payload = std::move(w.payload);
     m->forwarded_props = std::move(w.forwarded_props);
@@ -415,7 +417,7 @@ void core::publish_sys() {
     st.connections = st.sockets;
     loads.update(st, elapsed);
     render_sys_topics(st, loads, [&](std::string_view topic, std::string_view payload) {
-        auto m = std::make_shared<message>();
+        auto m = make_message();
         m->topic.assign(topic);
         m->payload.assign(payload);
         m->retain = true;
@@ -522,6 +524,7 @@ void server::start() {
     unsigned n = c.opts.shards;
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
     c.shards.reserve(n);
+    for (unsigned i = 0; i < n; ++i) c.pools.push_back(std::make_unique<message_pool>());
     for (unsigned i = 0; i < n; ++i) c.shards.push_back(std::make_unique<detail::shard>(c, i));
     impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 

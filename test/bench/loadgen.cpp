@@ -426,7 +426,11 @@ private:
             fail(c, std::string("read: ") + std::strerror(errno));
             return;
         }
-        if (c.state != phase::closed && c.out_off < c.out.size()) flush(c);
+        if (c.state == phase::closed) return;
+        if (c.kind == role::publisher && c.active && !paced_ && c.out_off == c.out.size())
+            produce(c);
+        else if (c.out_off < c.out.size())
+            flush(c);
     }
 
     void parse(connection& c, steady::time_point now) {
@@ -530,7 +534,8 @@ private:
         std::uint64_t seq = c.packet_seq[packet_id];
         if (!c.acked.test_and_set(seq)) ++c.acked_count;
         last_ack_ = now;
-        if (c.active && c.out_off == c.out.size()) produce(c);
+        // The next batch is produced once the whole read is parsed (see
+        // on_readable): one write for all the acks of one read.
     }
 
     // ---- the loop ----

@@ -8,6 +8,7 @@ bad run is the news.
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -92,12 +93,12 @@ def ratio(kind, mosq, pgs):
         best = min(pgs, key=lambda p: p[1])
         if not mosq[0] or not mosq[1]:
             return "n/a"
-        return f"p50 {best[0] / mosq[0]:.2f}x, p99 {best[1] / mosq[1]:.2f}x (lower is better)"
+        return f"p50 {best[0] / mosq[0]:.3g}x, p99 {best[1] / mosq[1]:.3g}x (lower is better)"
     if kind == "idle":
         best = min(pgs)
-        return f"{best / mosq:.2f}x (lower is better)" if mosq > 0 else "n/a"
+        return f"{best / mosq:.3g}x (lower is better)" if mosq > 0 else "n/a"
     best = max(pgs)
-    return f"{best / mosq:.2f}x (higher is better)" if mosq > 0 else "n/a"
+    return f"{best / mosq:.3g}x (higher is better)" if mosq > 0 else "n/a"
 
 
 def main():
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("results")
     ap.add_argument("--mode", default="")
     ap.add_argument("--load", default="")
+    ap.add_argument("--nice", default="0")
     ap.add_argument("--mosquitto", default="")
     ap.add_argument("--pulsegate", default="")
     ap.add_argument("--out")
@@ -117,9 +119,9 @@ def main():
     lines.append("# pulsegate vs Mosquitto")
     lines.append("")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    import os
     lines.append(f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; host: {platform.node()}, {os.cpu_count()} cores ({cpu})")
-    lines.append(f"- mode: {a.mode}; load average (1/5/15 min) at start -> end: {a.load}")
+    lines.append(f"- mode: {a.mode}; nice level of brokers and load generator: {a.nice}; "
+                 f"load average (1/5/15 min) at start -> end: {a.load}")
     lines.append(f"- mosquitto: {a.mosquitto or '?'}, `persistence false`, `allow_anonymous true`, "
                  "`max_queued_messages 1000000`, `max_inflight_messages 1000` (raised so that the subscriber side "
                  "is not the limiting factor)")
@@ -127,6 +129,13 @@ def main():
                  "`max_queued_messages = 1000000`, `max_inflight = 1000`, fresh data dir")
     lines.append("- the load generator (one thread, MQTT 3.1.1) runs on the same cores as the broker; every broker "
                  "is started fresh for every run")
+    try:
+        load = float(a.load.split()[0])
+    except (ValueError, IndexError):
+        load = 0.0
+    if load > 0.5 * (os.cpu_count() or 1):
+        lines.append(f"- **WARNING: the machine was busy when the run started (load average {load:.2f} on "
+                     f"{os.cpu_count()} cores): the figures are depressed and noisy, compare the CPU table**")
     lines.append("- cells: median over the runs; reordered / acked-not-delivered / disconnects: worst run")
     lines.append("")
     head = ["scenario"] + [name for _, name in BROKERS] + ["best pulsegate / mosquitto"]

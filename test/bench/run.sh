@@ -2,12 +2,15 @@
 # pulsegate vs Mosquitto on this machine, in one command:
 #
 #   bash test/bench/run.sh [--quick] [--only-mosquitto] [--runs N] [--scenarios LIST]
+#                          [--nice N]
 #
 # Builds the load generator (and the daemon, if it builds) in ./build, then
 # for every scenario runs each broker -- Mosquitto, pulsegate with 1 shard,
 # pulsegate with 2 shards -- started fresh on its own free port, N times
 # (3; --quick: 1 run with shorter durations), and prints a markdown table of
 # the medians, also written to test/bench/results.md. See README.md.
+# --nice N runs the brokers and the load generator at that nice level (e.g.
+# -10, needs root) so that other work on the machine disturbs them less.
 #
 # Environment:
 #   BUILD_DIR     build directory (default ./build; configured if missing)
@@ -24,17 +27,19 @@ build=${BUILD_DIR:-$root/build}
 out_md=${BENCH_OUT:-$here/results.md}
 
 quick=0
+nice_level=""
 only_mosquitto=0
 runs=""
 scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle"
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
     echo "scenarios: $scenarios"
 }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
         --only-mosquitto) only_mosquitto=1 ;;
+        --nice) nice_level=$2; shift ;;
         --runs) runs=$2; shift ;;
         --scenarios) scenarios=$2; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -54,6 +59,12 @@ fi
 say() { echo "[bench] $*" >&2; }
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
 
+prio=(env)
+if [[ -n "$nice_level" ]]; then
+    nice -n "$nice_level" true 2>/dev/null && [[ $(nice -n "$nice_level" nice) == "$nice_level" ]] \
+        || die "cannot run at nice level $nice_level (negative levels need root)"
+    prio=(nice -n "$nice_level")
+fi
 command -v python3 >/dev/null || die "python3 is needed (it comes with meson)"
 mosquitto_bin=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
 [[ -x "$mosquitto_bin" ]] || die "mosquitto not found (apt-get install mosquitto), or set MOSQUITTO="
@@ -131,7 +142,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
             ;;
         pg1|pg2)
             conf=$dir/pulsegate.toml
@@ -153,7 +164,7 @@ data_dir = "$dir/data"
 level = "warn"
 ${PG_EXTRA_TOML:-}
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
             ;;
     esac
     broker_pid=$!
@@ -213,7 +224,7 @@ for scenario in "${scenario_list[@]}"; do
             fi
             rc=0
             # shellcheck disable=SC2086
-            json=$("$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args 2> "$work/$tag/loadgen.err") || rc=$?
+            json=$("${prio[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args 2> "$work/$tag/loadgen.err") || rc=$?
             if [[ "$json" == "{"* ]]; then
                 echo "$json" | python3 -c '
 import json, sys
@@ -246,6 +257,7 @@ mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
     --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s)" || echo "full ($runs runs, median; ${dur} s)")" \
     --load "$load_start -> $load_end" \
+    --nice "${nice_level:-0 (default)}" \
     --mosquitto "$mosq_version" \
     --pulsegate "${pg_status:-$pulsegate}" \
     --out "$out_md"

@@ -128,13 +128,18 @@ TEST_CASE("topics starting with $ are not matched by a leading wildcard") {
     for (auto* c : {&hash, &plus, &exact, &pub}) REQUIRE(c->connect(b.port()) == 0);
     REQUIRE(hash.subscribe("#", 1) == 1);
     REQUIRE(plus.subscribe("+/x", 1) == 1);
-    REQUIRE(exact.subscribe("$app/#", 1) == 1);
+    // 4.7.2: the server SHOULD stop clients exchanging messages on '$'
+    // topics; mosquitto allows it, pulsegate may refuse the subscription.
+    int granted = exact.subscribe("$app/#", 1);
+    CHECK((granted == 1 || granted >= 0x80));
 
     pub.publish("$app/x", "dollar", 1);
-    // Positive control: an explicit $ filter receives it.
-    auto m = exact.messages().pop();
-    REQUIRE(m);
-    CHECK(m->topic == "$app/x");
+    if (granted == 1) {
+        // Positive control: an explicit $ filter receives it.
+        auto m = exact.messages().pop();
+        REQUIRE(m);
+        CHECK(m->topic == "$app/x");
+    }
 
     pub.publish("sentinel/x", "s", 1);
     for (auto* c : {&hash, &plus}) {
