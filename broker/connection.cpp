@@ -362,7 +362,8 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
     }
 
     // Resend what was in flight when the session was last connected.
-    for (auto& m : s->inflight) {
+    for (std::size_t i = 0; i < s->inflight.size(); ++i) {
+        auto& m = s->inflight[i];
         if (m.released) {
             send(p::ack{p::packet_type::pubrel, m.packet_id, reason_code::success, {}});
         } else {

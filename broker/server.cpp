@@ -271,8 +271,8 @@ void shard::end_session(std::shared_ptr<session> s, std::string_view why, bool u
     spdlog::debug("session ended client_id=\"{}\" reason=\"{}\"", s->client_id(), why);
     // Holds on publishers' acknowledgements end with the session: the
     // messages were accepted for a session that no longer exists.
-    for (auto& d : s->queue)
-        if (d.hold) release(d.hold);
+    for (std::size_t i = 0; i < s->queue.size(); ++i)
+        if (s->queue[i].hold) release(s->queue[i].hold);
     s->queue.clear();
     s->inflight.clear();
     if (!unregister) return;

@@ -14,8 +14,7 @@ bool session::enqueue(delivery&& d, std::size_t max_queued) {
 }
 
 delivery session::pop_front(std::size_t max_queued, std::vector<ticket_ptr>& to_release) {
-    delivery d = std::move(queue.front());
-    queue.pop_front();
+    delivery d = queue.pop_front();
     if (d.hold) to_release.push_back(std::move(d.hold));
     // The entry now at index max_queued - 1 has just come inside the bound.
     if (max_queued > 0 && queue.size() >= max_queued) {
@@ -35,15 +34,15 @@ std::uint16_t session::next_packet_id() noexcept {
 
 inflight_message* session::find_inflight(std::uint16_t packet_id) noexcept {
     // Acknowledgements mostly arrive in send order: the match is near the front.
-    for (auto& m : inflight)
-        if (m.packet_id == packet_id) return &m;
+    for (std::size_t i = 0; i < inflight.size(); ++i)
+        if (inflight[i].packet_id == packet_id) return &inflight[i];
     return nullptr;
 }
 
 bool session::erase_inflight(std::uint16_t packet_id) noexcept {
-    for (auto it = inflight.begin(); it != inflight.end(); ++it) {
-        if (it->packet_id == packet_id) {
-            inflight.erase(it);
+    for (std::size_t i = 0; i < inflight.size(); ++i) {
+        if (inflight[i].packet_id == packet_id) {
+            inflight.erase(i);
             return true;
         }
     }

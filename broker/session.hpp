@@ -19,13 +19,13 @@
 #include "broker/auth.hpp"
 #include "broker/message.hpp"
 #include "broker/protocol/packet.hpp"
+#include "broker/ring_queue.hpp"
 
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <boost/container/deque.hpp>
 #include <map>
 #include <memory>
 #include <optional>
@@ -101,10 +101,10 @@ public:
     // options.
     std::map<std::string, subscription_options, std::less<>> subscriptions;
 
-    // boost's deque allocates nothing until used (std::deque allocates on
-    // construction), which matters for 10,000s of idle sessions.
-    boost::container::deque<delivery> queue;
-    boost::container::deque<inflight_message> inflight; // in send order, for redelivery
+    // Ring buffers: nothing allocated while idle (10,000s of sessions) and
+    // nothing per message in steady state.
+    ring_queue<delivery> queue;
+    ring_queue<inflight_message> inflight; // in send order, for redelivery
     // QoS 2 packet ids received from the client and not yet released by PUBREL.
     std::vector<std::uint16_t> inbound_qos2;
 

@@ -85,6 +85,11 @@ def cell(kind, rows, failures):
     return text + note, primary
 
 
+def times(r):
+    """A ratio as "2.5x", or "1/2,800x" when far below 1."""
+    return f"{r:.3g}x" if r >= 0.1 else f"1/{1 / r:,.0f}x"
+
+
 def ratio(kind, mosq, pgs):
     pgs = [p for p in pgs if p is not None]
     if mosq is None or not pgs:
@@ -93,12 +98,12 @@ def ratio(kind, mosq, pgs):
         best = min(pgs, key=lambda p: p[1])
         if not mosq[0] or not mosq[1]:
             return "n/a"
-        return f"p50 {best[0] / mosq[0]:.3g}x, p99 {best[1] / mosq[1]:.3g}x (lower is better)"
+        return f"p50 {times(best[0] / mosq[0])}, p99 {times(best[1] / mosq[1])} (lower is better)"
     if kind == "idle":
         best = min(pgs)
-        return f"{best / mosq:.3g}x (lower is better)" if mosq > 0 else "n/a"
+        return f"{times(best / mosq)} (lower is better)" if mosq > 0 else "n/a"
     best = max(pgs)
-    return f"{best / mosq:.3g}x (higher is better)" if mosq > 0 else "n/a"
+    return f"{times(best / mosq)} (higher is better)" if mosq > 0 else "n/a"
 
 
 def main():
@@ -119,7 +124,8 @@ def main():
     lines.append("# pulsegate vs Mosquitto")
     lines.append("")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    lines.append(f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; host: {platform.node()}, {os.cpu_count()} cores ({cpu})")
+    when = time.localtime(os.path.getmtime(a.results))  # the last run's end
+    lines.append(f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z', when)}; host: {platform.node()}, {os.cpu_count()} cores ({cpu})")
     lines.append(f"- mode: {a.mode}; nice level of brokers and load generator: {a.nice}; "
                  f"load average (1/5/15 min) at start -> end: {a.load}")
     lines.append(f"- mosquitto: {a.mosquitto or '?'}, `persistence false`, `allow_anonymous true`, "
