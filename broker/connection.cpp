@@ -5,10 +5,11 @@
 #include "broker/observer.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -51,13 +52,8 @@ bool is_v5(p::protocol_version v) { return v == p::protocol_version::v5; }
 
 } // namespace
 
-connection::connection(shard& owner, tcp::socket sock, std::uint64_t id)
-    : shard_(owner), sock_(std::move(sock)), id_(id) {
-    boost::system::error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
-    if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    sock_.set_option(tcp::no_delay(true), ec);
-    sock_.non_blocking(true, ec);
+connection::connection(shard& owner, std::unique_ptr<stream> s, std::uint64_t id)
+    : shard_(owner), stream_(std::move(s)), id_(id), remote_(stream_->remote_address()) {
     opened_at_ = last_rx_ = clock::now();
     shard_.connections.emplace(id_, this);
     shard_.counters.connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -70,6 +66,12 @@ connection::~connection() {
 
 asio::awaitable<void> connection::run() {
     auto self = shared_from_this();
+    // CONNECT is a coroutine (it waits for the registry and other shards);
+    // the packet loop is callbacks, so an idle connection holds no frame.
+    if (co_await async_connect_phase()) start_reading();
+}
+
+asio::awaitable<bool> connection::async_connect_phase() {
     const auto& o = shard_.opts;
 
     // CONNECT: read into partial_ until the first packet is whole.
@@ -79,32 +81,26 @@ asio::awaitable<void> connection::run() {
         if (!f) {
             spdlog::debug("connect refused addr={} reason=\"{}\"", remote_, f.error().detail);
             finish_close();
-            co_return;
+            co_return false;
         }
         if (*f && (*f)->total_size() <= partial_.size()) {
             h = **f;
             break;
         }
-        auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, token);
-        if (ec || closed_) {
-            finish_close();
-            co_return;
-        }
         const auto old = partial_.size();
         partial_.resize(old + 4096);
-        const auto n = sock_.read_some(asio::buffer(partial_.data() + old, 4096), ec);
-        partial_.resize(old + (ec ? 0 : n));
-        if (ec == asio::error::would_block) continue;
-        if (ec) {
+        auto [ec, n] = co_await async_read(*stream_, std::span(partial_).subspan(old), token);
+        partial_.resize(old + n);
+        if (ec || closed_) {
             finish_close();
-            co_return;
+            co_return false;
         }
         shard_.counters.bytes_received.fetch_add(n, std::memory_order_relaxed);
     }
     if (h.type() != p::packet_type::connect) {
         spdlog::debug("connection closed addr={} reason=\"first packet is not CONNECT\"", remote_);
         finish_close();
-        co_return;
+        co_return false;
     }
     auto body = std::span<const std::uint8_t>(partial_).subspan(h.header_size, h.remaining_length);
     auto c = p::decode_connect(h.first_byte, body);
@@ -121,53 +117,56 @@ asio::awaitable<void> connection::run() {
         spdlog::info("connect refused addr={} reason=\"{}\"", remote_, c.error().detail);
         begin_closing();
         start_write();
-        co_return;
+        co_return false;
     }
     shard_.counters.messages_received.fetch_add(1, std::memory_order_relaxed);
-    if (!co_await async_handle_connect(std::move(*c))) co_return;
+    if (!co_await async_handle_connect(std::move(*c))) co_return false;
     partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(h.total_size()));
     if (!partial_.empty()) {
         const auto used = process(partial_);
-        if (used == std::string::npos) co_return;
+        if (used == std::string::npos) co_return false;
         partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
     }
+    if (partial_.empty()) std::vector<std::uint8_t>().swap(partial_); // idle connections hold no buffer
+    co_return true;
+}
 
-    // The packet loop. Readiness is awaited, then the socket is read into the
-    // shard's scratch buffer, so an idle connection holds no read buffer and a
-    // busy one hands every packet of a read to process() at once. Only the
-    // tail of an incomplete packet is kept (partial_).
-    auto& scratch = shard_.scratch;
-    bool wait = true;
-    while (!closing_) {
-        if (wait) {
-            auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, token);
-            if (ec || closing_) break;
-        }
-        boost::system::error_code ec;
-        const auto n = sock_.read_some(asio::buffer(scratch), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            wait = true;
-            continue;
-        }
-        if (ec) break;
+// The packet loop. The stream reads into the shard's scratch buffer, so an
+// idle connection holds no read buffer and a busy one hands every packet of a
+// read to process() at once. Only the tail of an incomplete packet is kept
+// (partial_).
+void connection::start_reading() {
+    stream_->async_read(shard_.scratch,
+                        asio::bind_allocator(asio::recycling_allocator<void>(),
+                                             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                                 self->on_read(ec, n);
+                                             }));
+}
+
+void connection::on_read(boost::system::error_code ec, std::size_t n) {
+    if (!ec && !closing_) {
         shard_.counters.bytes_received.fetch_add(n, std::memory_order_relaxed);
         last_rx_ = clock::now();
+        auto& scratch = shard_.scratch;
         std::span<const std::uint8_t> data(scratch.data(), n);
+        std::size_t used = 0;
         if (partial_.empty()) {
-            const auto used = process(data);
-            if (used == std::string::npos) break;
-            partial_.assign(data.begin() + static_cast<std::ptrdiff_t>(used), data.end());
+            used = process(data);
+            if (used != std::string::npos)
+                partial_.assign(data.begin() + static_cast<std::ptrdiff_t>(used), data.end());
         } else {
             partial_.insert(partial_.end(), data.begin(), data.end());
-            const auto used = process(partial_);
-            if (used == std::string::npos) break;
-            partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+            used = process(partial_);
+            if (used != std::string::npos)
+                partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
         }
-        if (partial_.empty() && partial_.capacity() > 4096) partial_.shrink_to_fit();
-        // A full read may have left more in the socket: read again, but let
-        // the other connections of the shard run first.
-        wait = n < scratch.size();
-        if (!wait) co_await asio::post(sock_.get_executor(), asio::use_awaitable);
+        // An idle connection holds no buffer; a busy one keeps its capacity.
+        if (partial_.empty() && partial_.capacity() != 0 && n < scratch.size() / 2)
+            std::vector<std::uint8_t>().swap(partial_);
+        if (used != std::string::npos && !closing_) {
+            start_reading();
+            return;
+        }
     }
     if (!closing_) {
         // The peer went away without DISCONNECT: abnormal, the will goes.
@@ -300,7 +299,7 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
             refuse(reason_code::server_busy, "client id busy");
             co_return false;
         }
-        asio::steady_timer t(sock_.get_executor(), std::chrono::milliseconds(1));
+        asio::steady_timer t(stream_->get_executor(), std::chrono::milliseconds(1));
         co_await t.async_wait(token);
     }
 
@@ -857,10 +856,11 @@ void connection::start_write() {
         if (sg.payload != nullptr) wbuffers_.emplace_back(sg.payload, sg.payload_size);
     }
     write_in_flight_ = true;
-    asio::async_write(sock_, wbuffers_,
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                          self->on_written(ec, n);
-                      });
+    stream_->async_write(wbuffers_, asio::bind_allocator(asio::recycling_allocator<void>(),
+                                                         [self = shared_from_this()](boost::system::error_code ec,
+                                                                                     std::size_t n) {
+                                                             self->on_written(ec, n);
+                                                         }));
 }
 
 void connection::on_written(boost::system::error_code ec, std::size_t n) {
@@ -883,9 +883,7 @@ void connection::on_written(boost::system::error_code ec, std::size_t n) {
 void connection::finish_close() {
     if (closed_) return;
     closed_ = true;
-    boost::system::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
+    stream_->close();
 }
 
 } // namespace pulsegate::broker::detail

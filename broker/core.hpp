@@ -30,6 +30,7 @@
 #include "broker/options.hpp"
 #include "broker/protocol/codec.hpp"
 #include "broker/session.hpp"
+#include "broker/stream.hpp"
 #include "broker/subscription_trie.hpp"
 #include "broker/sys_topics.hpp"
 #include "broker/topic.hpp"
@@ -89,11 +90,12 @@ struct shard_counters {
     std::atomic<std::uint64_t> refused{0}; // refusals of every kind (limits, ACL)
 };
 
-// One client connection. Owner: its shard. Reading is the coroutine run();
-// writing is a single async_write in flight at a time, fed from `out_`.
+// One client connection over any stream. Owner: its shard. Reading is the
+// coroutine run(); writing is a single async_write in flight at a time, fed
+// from `out_`.
 class connection : public std::enable_shared_from_this<connection> {
 public:
-    connection(shard& owner, tcp::socket sock, std::uint64_t id);
+    connection(shard& owner, std::unique_ptr<stream> s, std::uint64_t id);
     ~connection();
 
     asio::awaitable<void> run();
@@ -127,6 +129,9 @@ public:
     const std::string& remote_address() const noexcept { return remote_; }
 
 private:
+    asio::awaitable<bool> async_connect_phase();
+    void start_reading();
+    void on_read(boost::system::error_code ec, std::size_t n);
     asio::awaitable<bool> async_handle_connect(protocol::connect c);
     void handle(const protocol::packet& p);
     void handle_publish(const protocol::publish& p);
@@ -151,7 +156,7 @@ private:
     void refuse(std::string_view what, protocol::reason_code code);
 
     shard& shard_;
-    tcp::socket sock_;
+    std::unique_ptr<stream> stream_;
     std::uint64_t id_;
     std::string remote_;
     clock::time_point opened_at_;

@@ -501,7 +501,7 @@ boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& ac
         asio::co_spawn(
             target.ioc,
             [&target, s = std::move(sock)]() mutable -> asio::awaitable<void> {
-                auto c = std::make_shared<detail::connection>(target, std::move(s),
+                auto c = std::make_shared<detail::connection>(target, make_tcp_stream(std::move(s)),
                                                               target.owner.next_id.fetch_add(1));
                 co_await c->run();
             },

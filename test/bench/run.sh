@@ -100,6 +100,12 @@ else
     fi
 fi
 
+build_note=""
+if [[ -f "$build/build.ninja" ]] && grep -q -- '-fsanitize' "$build/build.ninja"; then
+    build_note="; WARNING: $build is a sanitizer build, its figures mean little"
+    say "WARNING: $build is built with sanitizers; use a plain build (BUILD_DIR=...) for real figures"
+fi
+
 brokers="mosquitto"
 [[ -z "$pg_status" ]] && brokers="mosquitto pg1 pg2"
 
@@ -255,7 +261,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
-    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s)" || echo "full ($runs runs, median; ${dur} s)")" \
+    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s)" || echo "full ($runs runs, median; ${dur} s)")$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
     --mosquitto "$mosq_version" \
