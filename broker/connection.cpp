@@ -164,7 +164,10 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
         if (partial_.empty() && partial_.capacity() != 0 && n < scratch.size() / 2)
             std::vector<std::uint8_t>().swap(partial_);
         if (used != std::string::npos && !closing_) {
-            start_reading();
+            // Paused: no read in flight, so the connection keeps itself
+            // alive until resume_reading() restarts it.
+            if (pauses_ > 0) parked_ = shared_from_this();
+            else start_reading();
             return;
         }
     }
@@ -493,6 +496,7 @@ void connection::handle_publish(const p::publish& pub) {
     m->qos = pub.qos;
     m->retain = pub.retain;
     m->publisher_session = s.id();
+    m->origin_shard = shard_.index;
     if (shard_.owner.observer != nullptr) shard_.owner.observer->on_publish(m);
 
     ticket_ptr t;
@@ -707,6 +711,7 @@ std::shared_ptr<session> connection::take_over() {
 void connection::detach_session(bool publish_will) {
     auto s = release_session();
     if (!s) return;
+    shard_.release_pressure(*s); // offline sessions refuse instead of throttling
     const auto now = clock::now();
     if (!publish_will) s->will.reset();
     if (s->will && (s->will->delay_s == 0 || s->clean_on_close())) shard_.publish_will(*s);
@@ -715,6 +720,19 @@ void connection::detach_session(bool publish_will) {
         shard_.end_session(std::move(s), "disconnected", true);
     } else {
         s->offline_since = now;
+    }
+}
+
+void connection::pause_reading() {
+    if (pauses_++ == 0) paused_at_ = clock::now();
+}
+
+void connection::resume_reading() {
+    if (pauses_ == 0) return; // a resume for an earlier connection of the session
+    if (--pauses_ == 0 && parked_) {
+        last_rx_ = clock::now(); // time spent paused is not the client's silence
+        if (!closing_) start_reading(); // the read handler now owns the connection
+        asio::post(stream_->get_executor(), [p = std::move(parked_)] {});
     }
 }
 
@@ -730,6 +748,13 @@ void connection::check_timeouts(clock::time_point now) {
             begin_closing();
             finish_close();
         }
+        return;
+    }
+    if (pauses_ > 0) {
+        if (now - paused_at_ < shard::max_pause) return;
+        // Paused too long: read again (see shard::apply_pressure).
+        pauses_ = 1;
+        resume_reading();
         return;
     }
     if (keep_alive_ != 0 && now - last_rx_ > std::chrono::milliseconds(keep_alive_ * 1500u))
@@ -827,6 +852,7 @@ void connection::pump() {
         }
         for (auto& t : released) shard_.release(t);
         released.clear();
+        if (!s.paused_publishers.empty() && s.queue.size() <= shard_.low_water()) shard_.release_pressure(s);
     }
     start_write();
 }
@@ -883,6 +909,9 @@ void connection::on_written(boost::system::error_code ec, std::size_t n) {
 void connection::finish_close() {
     if (closed_) return;
     closed_ = true;
+    // A parked connection owns itself; let it go from a later handler, never
+    // from under a caller that is still using it.
+    if (parked_) asio::post(stream_->get_executor(), [p = std::move(parked_)] {});
     stream_->close();
 }
 

@@ -123,8 +123,12 @@ public:
     std::shared_ptr<session> take_over();
     std::shared_ptr<session> release_session();
 
-    // Periodic check (keep alive, connect timeout); returns false if closed.
+    // Periodic check (keep alive, connect timeout, pause expiry).
     void check_timeouts(clock::time_point now);
+
+    // Back-pressure from congested subscribers (shard::apply_pressure).
+    void pause_reading();
+    void resume_reading();
 
     const std::string& remote_address() const noexcept { return remote_; }
 
@@ -188,6 +192,10 @@ private:
     std::vector<message_ptr> wrefs_;
     std::vector<asio::const_buffer> wbuffers_;
     bool write_in_flight_ = false;
+    // Back-pressure: pauses in force, whether a read is parked until they end.
+    unsigned pauses_ = 0;
+    std::shared_ptr<connection> parked_; // self, while a read is parked
+    clock::time_point paused_at_;
     bool pump_scheduled_ = false;
     bool closing_ = false;
     bool closed_ = false;
@@ -264,8 +272,24 @@ public:
     void deliver_local(const message_ptr& m, const ticket_ptr& t);
     // Queues `m` for `s` at QoS min(m.qos, qos) with the given RETAIN flag
     // and subscription identifiers.
+    // `live`: a message being routed now (not a retained one sent on
+    // subscribe), which may apply back-pressure to its publisher.
     void deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, std::uint8_t qos,
-                    bool retain_flag, std::span<const std::uint32_t> subscription_ids);
+                    bool retain_flag, std::span<const std::uint32_t> subscription_ids, bool live = true);
+
+    // Back-pressure. When an online session's queue passes the high-water
+    // mark, the publisher of the message that pushed it there stops being
+    // read (pause) until the queue drains to the low-water mark (resume), so
+    // fast publishers slow to the pace of their subscribers instead of
+    // filling queues that must then drop QoS 0 or hold QoS 1/2 acks. A pause
+    // lasts at most `max_pause`, so clients that only read while they can
+    // write cannot deadlock with the broker.
+    static constexpr std::chrono::seconds max_pause{2};
+    std::size_t high_water() const noexcept { return std::max<std::size_t>(1, opts.max_queued_messages / 2); }
+    std::size_t low_water() const noexcept { return high_water() / 2; }
+    void apply_pressure(session& s, const message& m);
+    void release_pressure(session& s);
+    void pause_publisher(std::uint64_t session_id, bool pause);
     void deliver_shared(const message_ptr& m, const ticket_ptr& t);
     void deliver_retained(session& s, std::string_view filter, const subscription_options& o);
     // Drops this shard's hold on `t`; the last hold sends the acknowledgement.
@@ -295,6 +319,8 @@ private:
     std::vector<std::vector<routed>> outbox_;
     std::vector<std::vector<ticket_ptr>> ack_outbox_;
     std::vector<std::vector<directed>> directed_outbox_;
+    // (session id, pause?) for publishers on other shards.
+    std::vector<std::vector<std::pair<std::uint64_t, bool>>> pause_outbox_;
     std::vector<std::shared_ptr<connection>> dirty_;
     std::vector<std::shared_ptr<connection>> pumping_; // dirty_ being pumped
     std::vector<std::pair<std::uint64_t, subscription_options>> matches_;

@@ -45,6 +45,7 @@ void message_pool::give_back(message* m) noexcept {
     if (m->payload.capacity() > max_kept_capacity) std::string().swap(m->payload);
     m->expires_at.reset();
     m->publisher_session = 0;
+    m->origin_shard = 0;
     m->qos = 0;
     m->retain = false;
     if (free_count_.fetch_add(1, std::memory_order_relaxed) >= max_free_) {

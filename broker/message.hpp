@@ -30,7 +30,8 @@ struct message {
     // pre-encoded once in wire format without the length prefix.
     std::string forwarded_props;
     std::optional<clock::time_point> expires_at; // message expiry
-    std::uint64_t publisher_session = 0;         // for no-local; 0 = none
+    std::uint64_t publisher_session = 0;         // for no-local and back-pressure; 0 = none
+    std::uint32_t origin_shard = 0;              // shard of the publisher
     std::uint8_t qos = 0;
     bool retain = false;
 

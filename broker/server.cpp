@@ -65,6 +65,7 @@ shard::shard(core& o, unsigned i) : owner(o), index(i), opts(o.opts), pool(*o.po
     const auto n = owner.shards.capacity();
     outbox_.resize(n);
     ack_outbox_.resize(n);
+    pause_outbox_.resize(n);
     directed_outbox_.resize(n);
 }
 
@@ -117,7 +118,7 @@ void shard::deliver_local(const message_ptr& m, const ticket_ptr& t) {
 }
 
 void shard::deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, std::uint8_t qos,
-                       bool retain_flag, std::span<const std::uint32_t> subscription_ids) {
+                       bool retain_flag, std::span<const std::uint32_t> subscription_ids, bool live) {
     delivery d;
     d.qos = std::min(m->qos, qos);
     // MQTT 3.1.1 §3.1.2.4 / Mosquitto: QoS 0 is not queued for an offline session.
@@ -127,12 +128,47 @@ void shard::deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, st
     d.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
     if (d.qos > 0) d.hold = t;
     const bool qos_n = d.qos > 0;
-    if (!s.enqueue(std::move(d), opts.max_queued_messages)) {
+    const bool queued = s.enqueue(std::move(d), opts.max_queued_messages);
+    if (!queued) {
         counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
         if (t && qos_n) t->refused.store(true, std::memory_order_relaxed);
-        return;
     }
-    if (s.conn != nullptr) s.conn->schedule_pump();
+    if (s.conn == nullptr) return;
+    if (live && s.queue.size() >= high_water()) apply_pressure(s, *m);
+    if (queued) s.conn->schedule_pump();
+}
+
+void shard::apply_pressure(session& s, const message& m) {
+    if (m.publisher_session == 0 || m.publisher_session == s.id()) return;
+    const std::pair<unsigned, std::uint64_t> who{m.origin_shard, m.publisher_session};
+    auto& list = s.paused_publishers;
+    if (std::find(list.begin(), list.end(), who) != list.end()) return;
+    list.push_back(who);
+    if (who.first == index) {
+        pause_publisher(who.second, true);
+    } else {
+        pause_outbox_[who.first].emplace_back(who.second, true);
+        schedule_flush();
+    }
+}
+
+void shard::release_pressure(session& s) {
+    for (const auto& [sh, sid] : s.paused_publishers) {
+        if (sh == index) {
+            pause_publisher(sid, false);
+        } else {
+            pause_outbox_[sh].emplace_back(sid, false);
+            schedule_flush();
+        }
+    }
+    s.paused_publishers.clear();
+}
+
+void shard::pause_publisher(std::uint64_t session_id, bool pause) {
+    auto it = sessions.find(session_id);
+    if (it == sessions.end() || it->second->conn == nullptr) return;
+    if (pause) it->second->conn->pause_reading();
+    else it->second->conn->resume_reading();
 }
 
 void shard::deliver_retained(session& s, std::string_view filter, const subscription_options& o) {
@@ -142,7 +178,7 @@ void shard::deliver_retained(session& s, std::string_view filter, const subscrip
     for (const auto& [name, m] : retained) {
         if (!topic::matches(filter, name) || m->expired(now)) continue;
         if (o.no_local && m->publisher_session == s.id()) continue;
-        deliver_to(s, m, nullptr, o.qos, true, ids);
+        deliver_to(s, m, nullptr, o.qos, true, ids, false);
     }
 }
 
@@ -223,6 +259,13 @@ void shard::flush() {
             });
             directed_outbox_[j] = {};
         }
+        if (!pause_outbox_[j].empty()) {
+            shard& target = *owner.shards[j];
+            asio::post(target.ioc, [&target, batch = std::move(pause_outbox_[j])] {
+                for (const auto& [sid, pause] : batch) target.pause_publisher(sid, pause);
+            });
+            pause_outbox_[j] = {};
+        }
         if (!ack_outbox_[j].empty()) {
             shard& origin = *owner.shards[j];
             asio::post(origin.ioc, [&origin, batch = std::move(ack_outbox_[j])] {
@@ -255,6 +298,7 @@ std::shared_ptr<session> shard::extract(std::uint64_t session_id) {
     auto s = it->second;
     sessions.erase(it);
     if (s->conn != nullptr) s->conn->take_over();
+    release_pressure(*s);
     for (const auto& [key, o] : s->subscriptions) {
         if (key.starts_with("$share/")) {
             auto [group, filter] = split_shared_key(key, s->mount);
@@ -271,6 +315,7 @@ void shard::end_session(std::shared_ptr<session> s, std::string_view why, bool u
     spdlog::debug("session ended client_id=\"{}\" reason=\"{}\"", s->client_id(), why);
     // Holds on publishers' acknowledgements end with the session: the
     // messages were accepted for a session that no longer exists.
+    release_pressure(*s);
     for (std::size_t i = 0; i < s->queue.size(); ++i)
         if (s->queue[i].hold) release(s->queue[i].hold);
     s->queue.clear();

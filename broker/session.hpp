@@ -108,6 +108,10 @@ public:
     // QoS 2 packet ids received from the client and not yet released by PUBREL.
     std::vector<std::uint16_t> inbound_qos2;
 
+    // Back-pressure (see shard::apply_pressure): publishers paused because
+    // this session's queue passed its high-water mark, as (shard, session id).
+    std::vector<std::pair<unsigned, std::uint64_t>> paused_publishers;
+
     std::optional<will_spec> will;
     // Offline with a delayed will: when it is due (will delay interval).
     std::optional<clock::time_point> will_due;
