@@ -85,6 +85,9 @@ asio::awaitable<bool> connection::async_connect_phase() {
         }
         if (*f && (*f)->total_size() <= partial_.size()) {
             h = **f;
+            // Keep alive counts from the CONNECT; the connect timeout ends here.
+            last_rx_ = clock::now();
+            connect_seen_ = true;
             break;
         }
         const auto old = partial_.size();
@@ -266,8 +269,15 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
 
     keep_alive_ = c.keep_alive;
     if (o.max_keepalive != 0 && (keep_alive_ == 0 || keep_alive_ > o.max_keepalive)) {
+        if (!is_v5(version_)) {
+            // 3.1.1 cannot be told a shorter keep alive; lowering it silently
+            // would drop a client that follows the protocol. Refuse, as
+            // Mosquitto does.
+            refuse(reason_code::client_identifier_not_valid, "keep alive above [mqtt] max_keepalive");
+            co_return false;
+        }
         keep_alive_ = o.max_keepalive;
-        if (is_v5(version_)) ack.props.server_keep_alive = keep_alive_;
+        ack.props.server_keep_alive = keep_alive_;
     }
     std::uint32_t expiry = 0;
     if (is_v5(version_)) {
@@ -307,28 +317,49 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
     }
 
     std::shared_ptr<session> s;
+    if (prev && prev->shard != shard_.index && handoffs_ < 3) {
+        // The session lives on another shard. Sessions do not move: this
+        // connection moves to the session's shard and starts over there, so
+        // the session keeps receiving (or queueing) without a gap.
+        if (auto moved = stream_->rebind(owner.shards[prev->shard]->ioc)) {
+            {
+                std::lock_guard lock(owner.registry_mutex);
+                owner.registry[key] = *prev; // not busy: the CONNECT is replayed there
+            }
+            hand_off(*owner.shards[prev->shard], std::move(moved));
+            co_return false;
+        }
+    }
     if (prev) {
-        shard& ps = *owner.shards[prev->shard];
+        // Take the old session out of the shard that holds it: here, at once;
+        // elsewhere (a stream that cannot move) with a hop.
         const bool clean = c.clean_start;
         const auto sid = prev->session_id;
-        s = co_await asio::co_spawn(
-            ps.ioc,
-            [&ps, sid, clean]() -> asio::awaitable<std::shared_ptr<session>> {
-                auto old = ps.extract(sid);
-                if (old) {
-                    // MQTT 5 §3.1.4: the old will goes unless the session
-                    // continues and the will was delayed.
-                    if (old->will && (clean || old->will->delay_s == 0)) ps.publish_will(*old);
-                    old->will.reset();
-                    old->will_due.reset();
-                    if (clean) {
-                        ps.end_session(std::move(old), "clean start", false);
-                        old = nullptr;
-                    }
-                }
-                co_return old;
-            },
-            asio::use_awaitable);
+        auto take = [clean, sid](shard& ps) -> std::shared_ptr<session> {
+            auto old = ps.extract(sid);
+            if (!old) return nullptr;
+            // A session ends here if the new connection starts clean or if
+            // it was to end with its connection (expiry 0).
+            const bool ends = clean || old->clean_on_close();
+            // MQTT 5 §3.1.4: the old will goes unless the session continues
+            // and the will was delayed.
+            if (old->will && (ends || old->will->delay_s == 0)) ps.publish_will(*old);
+            old->will.reset();
+            old->will_due.reset();
+            if (ends) {
+                ps.end_session(std::move(old), "taken over", false);
+                return nullptr;
+            }
+            return old;
+        };
+        shard& ps = *owner.shards[prev->shard];
+        if (&ps == &shard_) {
+            s = take(ps);
+        } else {
+            s = co_await asio::co_spawn(
+                ps.ioc, [&ps, take]() -> asio::awaitable<std::shared_ptr<session>> { co_return take(ps); },
+                asio::use_awaitable);
+        }
     }
     const bool session_present = s != nullptr;
     if (!s) s = std::make_shared<session>(client_id, owner.next_id.fetch_add(1));
@@ -363,17 +394,35 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
         co_return false;
     }
 
-    // Resend what was in flight when the session was last connected.
-    for (std::size_t i = 0; i < s->inflight.size(); ++i) {
-        auto& m = s->inflight[i];
-        if (m.released) {
-            send(p::ack{p::packet_type::pubrel, m.packet_id, reason_code::success, {}});
-        } else {
-            write_delivery(m.d, m.packet_id, true);
-        }
-    }
+    // Resend what was in flight when the session was last connected, with
+    // the original packet ids (MQTT 5 §4.4), at most the new window at once:
+    // pump() sends the rest as acknowledgements free the window.
+    for (std::size_t i = 0; i < s->inflight.size(); ++i) s->inflight[i].sent = false;
+    resend_pending_ = !s->inflight.empty();
     pump();
     co_return true;
+}
+
+void connection::hand_off(shard& target, std::unique_ptr<stream> moved) {
+    spdlog::debug("connection moves to the session's shard addr={} from={} to={}", remote_, shard_.index,
+                  target.index);
+    // This object is done: the socket now belongs to `moved`, the bytes read
+    // so far (the CONNECT and whatever followed) go with it.
+    closing_ = closed_ = true;
+    auto bytes = std::move(partial_);
+    const unsigned hops = handoffs_ + 1;
+    target.owner.connection_count.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(
+        target.ioc,
+        [&target, st = std::move(moved), bytes = std::move(bytes), hops]() mutable -> asio::awaitable<void> {
+            auto c = std::make_shared<connection>(target, std::move(st), target.owner.next_id.fetch_add(1));
+            c->partial_ = std::move(bytes);
+            c->handoffs_ = hops;
+            co_await c->run();
+        },
+        [](std::exception_ptr e) {
+            if (e) spdlog::error("connection hand-off failed");
+        });
 }
 
 std::size_t connection::process(std::span<const std::uint8_t> data) {
@@ -454,13 +503,14 @@ void connection::handle_publish(const p::publish& pub) {
     shard_.counters.publish_bytes_received.fetch_add(pub.payload.size(), std::memory_order_relaxed);
 
     if (pub.qos > 0) {
-        if (is_v5(version_) && inbound_unacked_ >= o.receive_maximum) {
-            close(reason_code::receive_maximum_exceeded, "receive maximum exceeded");
+        if (pub.qos == 2 && s.has_inbound_qos2(pub.packet_id)) {
+            // A resend of a QoS 2 publish we already took (already counted
+            // against the receive maximum): acknowledge, don't route.
+            send(p::ack{p::packet_type::pubrec, pub.packet_id, reason_code::success, {}});
             return;
         }
-        if (pub.qos == 2 && s.has_inbound_qos2(pub.packet_id)) {
-            // A resend of a QoS 2 publish we already took: acknowledge, don't route.
-            send(p::ack{p::packet_type::pubrec, pub.packet_id, reason_code::success, {}});
+        if (is_v5(version_) && inbound_unacked_ >= o.receive_maximum) {
+            close(reason_code::receive_maximum_exceeded, "receive maximum exceeded");
             return;
         }
         ++inbound_unacked_;
@@ -495,6 +545,7 @@ void connection::handle_publish(const p::publish& pub) {
     }
     m->qos = pub.qos;
     m->retain = pub.retain;
+    if (pub.retain) m->retain_seq = shard_.owner.next_retain_seq();
     m->publisher_session = s.id();
     m->origin_shard = shard_.index;
     if (shard_.owner.observer != nullptr) shard_.owner.observer->on_publish(m);
@@ -712,6 +763,10 @@ void connection::detach_session(bool publish_will) {
     auto s = release_session();
     if (!s) return;
     shard_.release_pressure(*s); // offline sessions refuse instead of throttling
+    auto& released = shard_.released_scratch;
+    s->trim_to_bound(shard_.opts.max_queued_messages, released);
+    for (auto& t : released) shard_.release(t);
+    released.clear();
     const auto now = clock::now();
     if (!publish_will) s->will.reset();
     if (s->will && (s->will->delay_s == 0 || s->clean_on_close())) shard_.publish_will(*s);
@@ -743,7 +798,7 @@ void connection::check_timeouts(clock::time_point now) {
         return;
     }
     if (!session_) {
-        if (now - opened_at_ > shard_.opts.connect_timeout) {
+        if (!connect_seen_ && now - opened_at_ > shard_.opts.connect_timeout) {
             spdlog::debug("connection closed addr={} reason=\"no CONNECT in time\"", remote_);
             begin_closing();
             finish_close();
@@ -789,6 +844,7 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
     pub.packet_id = packet_id;
     pub.topic = topic;
     std::string_view raw_props;
+    bool new_alias = false;
     if (is_v5(version_)) {
         pub.props.subscription_identifiers.assign(d.subscription_ids.begin(), d.subscription_ids.end());
         pub.props.message_expiry_interval = m.remaining_expiry(clock::now());
@@ -797,9 +853,8 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
                 pub.props.topic_alias = it->second;
                 pub.topic = {};
             } else if (tx_aliases_.size() < client_alias_max_) {
-                const auto alias = static_cast<std::uint16_t>(tx_aliases_.size() + 1);
-                tx_aliases_.emplace(topic, alias);
-                pub.props.topic_alias = alias;
+                new_alias = true;
+                pub.props.topic_alias = static_cast<std::uint16_t>(tx_aliases_.size() + 1);
             }
         }
         raw_props = m.forwarded_props;
@@ -812,6 +867,8 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
         shard_.counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
+    // The alias is the client's only once it has seen it with its topic.
+    if (new_alias) tx_aliases_.emplace(topic, *pub.props.topic_alias);
     if (m.payload.size() <= inline_payload_max) {
         out_.append(m.payload);
         if (!segments_.empty() && segments_.back().payload == nullptr) segments_.back().size += out_.size() - start;
@@ -835,6 +892,23 @@ void connection::pump() {
         const std::size_t window = std::min<std::size_t>(client_receive_max_, o.max_inflight);
         const auto now = clock::now();
         auto& released = shard_.released_scratch;
+        if (resend_pending_) {
+            std::size_t sent = 0;
+            resend_pending_ = false;
+            for (std::size_t i = 0; i < s.inflight.size(); ++i) {
+                auto& m = s.inflight[i];
+                if (m.sent) {
+                    ++sent;
+                } else if (sent < window) {
+                    if (m.released) send(p::ack{p::packet_type::pubrel, m.packet_id, reason_code::success, {}});
+                    else write_delivery(m.d, m.packet_id, true);
+                    m.sent = true;
+                    ++sent;
+                } else {
+                    resend_pending_ = true;
+                }
+            }
+        }
         while (!s.queue.empty() && out_.size() + out_payload_bytes_ < output_budget) {
             auto& front = s.queue.front();
             if (front.qos > 0 && s.inflight.size() >= window) break;

@@ -157,6 +157,8 @@ private:
     }
     void finish_close();
     void detach_session(bool publish_will);
+    // Moves this connection, before CONNACK, to the shard holding its session.
+    void hand_off(shard& target, std::unique_ptr<stream> moved);
     void refuse(std::string_view what, protocol::reason_code code);
 
     shard& shard_;
@@ -199,6 +201,9 @@ private:
     bool pump_scheduled_ = false;
     bool closing_ = false;
     bool closed_ = false;
+    bool connect_seen_ = false; // a whole CONNECT has been read
+    unsigned handoffs_ = 0;     // shards this CONNECT has moved through
+    bool resend_pending_ = false; // session inflight entries not yet resent
 
     // Client limits from its CONNECT (v5).
     std::uint32_t client_max_packet_ = 0xFFFFFFFFu;
@@ -255,7 +260,9 @@ public:
     subscription_trie<std::uint64_t, subscription_options> trie;
     std::unordered_map<std::uint64_t, std::shared_ptr<session>> sessions; // by id
     std::unordered_map<std::uint64_t, connection*> connections;           // by id
-    std::unordered_map<std::string, message_ptr> retained;                // by topic
+    // Retained messages by topic; an empty payload is a tombstone (see
+    // message::retain_seq), swept by housekeeping.
+    std::unordered_map<std::string, message_ptr> retained;
     // Shared groups (shard 0 only): key = group key + '\x1f' + filter.
     std::map<std::string, shared_group> shared;
 
@@ -326,6 +333,8 @@ private:
     std::vector<std::pair<std::uint64_t, subscription_options>> matches_;
     std::unique_ptr<asio::steady_timer> tick_;
     bool flush_scheduled_ = false;
+    std::uint64_t swept_retain_seq_ = 0;
+    clock::time_point last_sweep_{};
 
 public:
     // Last, so that it is destroyed first: the handlers it still holds
@@ -354,6 +363,8 @@ struct core {
     std::atomic<std::uint64_t> next_id{1};
     std::atomic<std::size_t> connection_count{0};
     std::atomic<bool> stopping{false};
+    std::atomic<std::uint64_t> retain_seq{0};
+    std::uint64_t next_retain_seq() noexcept { return retain_seq.fetch_add(1, std::memory_order_relaxed) + 1; }
     clock::time_point started_at = clock::now();
 
     std::mutex registry_mutex;

@@ -46,6 +46,7 @@ void message_pool::give_back(message* m) noexcept {
     m->expires_at.reset();
     m->publisher_session = 0;
     m->origin_shard = 0;
+    m->retain_seq = 0;
     m->qos = 0;
     m->retain = false;
     if (free_count_.fetch_add(1, std::memory_order_relaxed) >= max_free_) {

@@ -32,6 +32,10 @@ struct message {
     std::optional<clock::time_point> expires_at; // message expiry
     std::uint64_t publisher_session = 0;         // for no-local and back-pressure; 0 = none
     std::uint32_t origin_shard = 0;              // shard of the publisher
+    // Order of retained messages across shards: each shard keeps, per topic,
+    // the retained message with the highest number, whatever order the shards
+    // receive them in (an empty payload is kept as a tombstone for a while).
+    std::uint64_t retain_seq = 0;
     std::uint8_t qos = 0;
     bool retain = false;
 

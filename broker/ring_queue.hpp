@@ -58,6 +58,15 @@ public:
         return v;
     }
 
+    T pop_back() {
+        assert(size_ > 0);
+        T& b = slot(size_ - 1);
+        T v = std::move(b);
+        b.~T();
+        --size_;
+        return v;
+    }
+
     // Removes element i, keeping the order of the others.
     void erase(std::size_t i) {
         assert(i < size_);

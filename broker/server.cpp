@@ -85,8 +85,8 @@ void shard::route(const message_ptr& m, const ticket_ptr& t) {
 
 void shard::deliver_local(const message_ptr& m, const ticket_ptr& t) {
     if (m->retain) {
-        if (m->payload.empty()) retained.erase(m->topic);
-        else retained.insert_or_assign(m->topic, m);
+        auto [it, inserted] = retained.try_emplace(m->topic, m);
+        if (!inserted && it->second->retain_seq < m->retain_seq) it->second = m;
     }
     matches_.clear();
     trie.match(m->topic, [&](std::uint64_t sid, const subscription_options& o) {
@@ -128,7 +128,7 @@ void shard::deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, st
     d.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
     if (d.qos > 0) d.hold = t;
     const bool qos_n = d.qos > 0;
-    const bool queued = s.enqueue(std::move(d), opts.max_queued_messages);
+    const bool queued = s.enqueue(std::move(d), opts.max_queued_messages, !live);
     if (!queued) {
         counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
         if (t && qos_n) t->refused.store(true, std::memory_order_relaxed);
@@ -176,7 +176,7 @@ void shard::deliver_retained(session& s, std::string_view filter, const subscrip
     boost::container::small_vector<std::uint32_t, 1> ids;
     if (o.subscription_id != 0) ids.push_back(o.subscription_id);
     for (const auto& [name, m] : retained) {
-        if (!topic::matches(filter, name) || m->expired(now)) continue;
+        if (m->payload.empty() || !topic::matches(filter, name) || m->expired(now)) continue;
         if (o.no_local && m->publisher_session == s.id()) continue;
         deliver_to(s, m, nullptr, o.qos, true, ids, false);
     }
@@ -343,6 +343,7 @@ void shard::publish_will(will_spec w, std::uint64_t publisher) {
     if (w.message_expiry) m->expires_at = clock::now() + std::chrono::seconds(*w.message_expiry);
     m->qos = w.qos;
     m->retain = w.retain;
+    if (w.retain) m->retain_seq = owner.next_retain_seq();
     m->publisher_session = publisher;
     spdlog::debug("will published topic=\"{}\"", m->topic);
     if (owner.observer != nullptr) owner.observer->on_publish(m);
@@ -390,7 +391,18 @@ void shard::housekeeping(clock::time_point now) {
     counters.clients_connected.store(connected, std::memory_order_relaxed);
     counters.clients_disconnected.store(disconnected, std::memory_order_relaxed);
     counters.subscriptions.store(subs, std::memory_order_relaxed);
-    counters.retained.store(retained.size(), std::memory_order_relaxed);
+    // Tombstones older than the previous sweep can no longer be overtaken by
+    // an older retained message still on its way between shards.
+    std::uint64_t live_retained = 0;
+    if (now - last_sweep_ >= std::chrono::seconds(10)) {
+        std::erase_if(retained, [&](const auto& kv) {
+            return kv.second->payload.empty() && kv.second->retain_seq <= swept_retain_seq_;
+        });
+        swept_retain_seq_ = owner.retain_seq.load(std::memory_order_relaxed);
+        last_sweep_ = now;
+    }
+    for (const auto& [name, m] : retained) live_retained += m->payload.empty() ? 0 : 1;
+    counters.retained.store(live_retained, std::memory_order_relaxed);
 
     if (index == 0 && opts.sys_interval.count() > 0 && now - owner.last_sys >= opts.sys_interval)
         owner.publish_sys();
@@ -456,9 +468,12 @@ void core::publish_sys() {
         st.sockets += get(c.connections_total);
     }
     shard& s0 = *shards[0];
-    st.retained_messages = s0.retained.size();
+    for (const auto& [name, m] : s0.retained) {
+        if (m->payload.empty()) continue;
+        ++st.retained_messages;
+        st.stored_bytes += m->payload.size();
+    }
     st.stored_messages = st.retained_messages;
-    for (const auto& [name, m] : s0.retained) st.stored_bytes += m->payload.size();
     st.connections = st.sockets;
     loads.update(st, elapsed);
     render_sys_topics(st, loads, [&](std::string_view topic, std::string_view payload) {
@@ -466,6 +481,7 @@ void core::publish_sys() {
         m->topic.assign(topic);
         m->payload.assign(payload);
         m->retain = true;
+        m->retain_seq = next_retain_seq();
         s0.route(m, nullptr);
     });
 }

@@ -2,8 +2,10 @@
 
 namespace pulsegate::broker {
 
-bool session::enqueue(delivery&& d, std::size_t max_queued) {
-    if (queue.size() >= max_queued) {
+bool session::enqueue(delivery&& d, std::size_t max_queued, bool force) {
+    if (force) {
+        d.hold.reset();
+    } else if (queue.size() >= max_queued) {
         if (conn == nullptr || d.qos == 0) return false;
         if (d.hold) d.hold->holds.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -22,6 +24,16 @@ delivery session::pop_front(std::size_t max_queued, std::vector<ticket_ptr>& to_
         if (entered.hold) to_release.push_back(std::move(entered.hold));
     }
     return d;
+}
+
+void session::trim_to_bound(std::size_t max_queued, std::vector<ticket_ptr>& to_release) {
+    while (queue.size() > max_queued) {
+        delivery d = queue.pop_back();
+        if (d.hold) {
+            d.hold->refused.store(true, std::memory_order_relaxed);
+            to_release.push_back(std::move(d.hold));
+        }
+    }
 }
 
 std::uint16_t session::next_packet_id() noexcept {

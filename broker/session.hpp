@@ -71,6 +71,7 @@ struct inflight_message {
     delivery d;
     std::uint16_t packet_id = 0;
     bool released = false; // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+    bool sent = true;      // false: to be resent on this connection
 };
 
 // The will of a connection, copied out of its CONNECT.
@@ -122,7 +123,13 @@ public:
     // session offline, or the delivery is QoS 0. When a QoS 1/2 delivery lands
     // beyond the bound of an online session it keeps `d.hold` (adding a hold
     // to the ticket); otherwise the hold is dropped.
-    bool enqueue(delivery&& d, std::size_t max_queued);
+    // `force` queues regardless of the bound (retained messages sent on
+    // subscribe: a burst the client asked for, bounded by the retained set).
+    bool enqueue(delivery&& d, std::size_t max_queued, bool force = false);
+    // When the session goes offline: entries beyond the bound are refused
+    // (their publishers' held acks released with "refused"), as an offline
+    // session would have refused them. Returns the tickets to release.
+    void trim_to_bound(std::size_t max_queued, std::vector<ticket_ptr>& to_release);
     // Removes the front entry and releases the hold of the entry that moves
     // inside the bound, if any. Returns the tickets to release.
     delivery pop_front(std::size_t max_queued, std::vector<ticket_ptr>& to_release);

@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -40,6 +41,11 @@ public:
 
     // Closes the stream; pending operations complete with operation_aborted.
     virtual void close() = 0;
+
+    // The same connection on another io_context (another shard), or null if
+    // this kind of stream cannot move. Only with no operation pending; this
+    // stream is left closed.
+    virtual std::unique_ptr<stream> rebind(boost::asio::io_context& ctx) = 0;
 
     virtual boost::asio::any_io_executor get_executor() = 0;
     // "address:port" of the peer, for logs.

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 namespace pulsegate::broker {
 
 namespace {
@@ -51,6 +53,21 @@ public:
         boost::system::error_code ec;
         sock_.shutdown(tcp::socket::shutdown_both, ec);
         sock_.close(ec);
+    }
+
+    std::unique_ptr<stream> rebind(asio::io_context& ctx) override {
+        boost::system::error_code ec;
+        const auto protocol = sock_.local_endpoint(ec).protocol();
+        if (ec) return nullptr;
+        const int fd = sock_.release(ec);
+        if (ec) return nullptr;
+        tcp::socket moved(ctx);
+        moved.assign(protocol, fd, ec);
+        if (ec) {
+            ::close(fd);
+            return nullptr;
+        }
+        return std::make_unique<tcp_stream>(std::move(moved));
     }
 
     asio::any_io_executor get_executor() override { return sock_.get_executor(); }
