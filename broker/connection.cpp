@@ -859,6 +859,43 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
         }
         raw_props = m.forwarded_props;
     }
+    // The common case, a QoS 0 delivery that needs nothing of this client's
+    // own (no alias, no subscription id, no expiry), is the same bytes for
+    // every subscriber of a protocol version and tenant view: encoded once,
+    // into the message, by whichever shard gets there first.
+    if (d.qos == 0 && !d.retain && !dup && d.subscription_ids.empty() && !m.expires_at && client_alias_max_ == 0) {
+        const unsigned slot = (is_v5(version_) ? 2u : 0u) + (mount.empty() ? 0u : 1u);
+        const std::string* bytes = m.shared_encoding(slot);
+        if (bytes == nullptr) {
+            if (std::string* b = m.begin_shared_encoding(slot)) {
+                p::encode_publish_header(pub, m.payload.size(), version_, *b, raw_props);
+                b->append(m.payload);
+                m.end_shared_encoding(slot);
+                bytes = b;
+            }
+        }
+        if (bytes != nullptr) { // else another shard is encoding it right now
+            if (bytes->size() > client_max_packet_) {
+                shard_.counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
+                return false;
+            }
+            const auto start = out_.size();
+            if (bytes->size() <= inline_payload_max) {
+                out_.append(*bytes);
+                if (!segments_.empty() && segments_.back().payload == nullptr) segments_.back().size += bytes->size();
+                else segments_.push_back({start, bytes->size(), nullptr, 0});
+            } else {
+                segments_.push_back({start, 0, bytes->data(), bytes->size()});
+                out_refs_.push_back(d.msg);
+                out_payload_bytes_ += bytes->size();
+            }
+            shard_.counters.messages_sent.fetch_add(1, std::memory_order_relaxed);
+            shard_.counters.publish_sent.fetch_add(1, std::memory_order_relaxed);
+            shard_.counters.publish_bytes_sent.fetch_add(m.payload.size(), std::memory_order_relaxed);
+            return true;
+        }
+    }
+
     const auto start = out_.size();
     p::encode_publish_header(pub, m.payload.size(), version_, out_, raw_props);
     if (out_.size() - start + m.payload.size() > client_max_packet_) {

@@ -47,6 +47,10 @@ void message_pool::give_back(message* m) noexcept {
     m->publisher_session = 0;
     m->origin_shard = 0;
     m->retain_seq = 0;
+    for (unsigned i = 0; i < message::shared_slots; ++i) {
+        m->shared_state_[i].store(0, std::memory_order_relaxed);
+        if (m->shared_[i].capacity() > max_kept_capacity) std::string().swap(m->shared_[i]);
+    }
     m->qos = 0;
     m->retain = false;
     if (free_count_.fetch_add(1, std::memory_order_relaxed) >= max_free_) {

@@ -50,8 +50,27 @@ struct message {
         return static_cast<std::uint32_t>(left < 1 ? 1 : left);
     }
 
+    // The PUBLISH packet shared by every QoS 0 subscriber that needs nothing
+    // of its own, per slot (protocol version x tenant view, see
+    // connection::write_delivery). Encoded at most once, by the first thread
+    // to claim the slot; others read it once it is published, or encode their
+    // own copy while it is being written (they never wait).
+    static constexpr unsigned shared_slots = 4;
+    const std::string* shared_encoding(unsigned slot) const noexcept {
+        return shared_state_[slot].load(std::memory_order_acquire) == 2 ? &shared_[slot] : nullptr;
+    }
+    std::string* begin_shared_encoding(unsigned slot) const noexcept {
+        std::uint8_t empty = 0;
+        if (!shared_state_[slot].compare_exchange_strong(empty, 1, std::memory_order_acquire)) return nullptr;
+        shared_[slot].clear();
+        return &shared_[slot];
+    }
+    void end_shared_encoding(unsigned slot) const noexcept { shared_state_[slot].store(2, std::memory_order_release); }
+
 private:
     friend class message_pool;
+    mutable std::string shared_[shared_slots];
+    mutable std::atomic<std::uint8_t> shared_state_[shared_slots]{}; // 0 empty, 1 writing, 2 ready
     friend void intrusive_ptr_add_ref(const message* m) noexcept {
         m->refs_.fetch_add(1, std::memory_order_relaxed);
     }

@@ -107,6 +107,7 @@ public:
     // stop() if running, then start again on the same port and data dir.
     void restart();
     bool running() const { return pid_ > 0; }
+    int pid() const { return pid_; }
     std::string log_text() const;
 
 private:
