@@ -52,6 +52,8 @@
 // Not thread safe: one owner (a shard) touches it. Callbacks must not modify
 // the trie they are called from.
 
+#include "broker/topic.hpp"
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -87,7 +89,7 @@ public:
         bool done = false;
         subscribers* target = nullptr;
         while (!done) {
-            const auto level = next_level(filter, pos, done);
+            const auto level = topic::next_level(filter, pos, done);
             if (level == "#") {
                 target = &n->hash_subs;
                 break;
@@ -185,18 +187,6 @@ private:
         }
     };
 
-    // Next '/'-separated level from `pos`; sets `done` after the last one.
-    static std::string_view next_level(std::string_view s, std::size_t& pos, bool& done) noexcept {
-        const auto slash = s.find('/', pos);
-        if (slash == std::string_view::npos) {
-            done = true;
-            return s.substr(pos);
-        }
-        const auto level = s.substr(pos, slash - pos);
-        pos = slash + 1;
-        return level;
-    }
-
     template <class Fn>
     static void visit(const subscribers& set, Fn& fn) {
         for (const auto& [k, v] : set) fn(k, v);
@@ -208,7 +198,7 @@ private:
     static void match_at(const node& n, std::string_view name, std::size_t pos, bool at_dollar_root,
                          Fn& fn) {
         bool done = false;
-        const auto level = next_level(name, pos, done);
+        const auto level = topic::next_level(name, pos, done);
         if (auto it = n.children.find(level); it != n.children.end())
             enter(*it->second, name, pos, done, fn);
         if (n.plus && !at_dollar_root) enter(*n.plus, name, pos, done, fn);
@@ -225,7 +215,7 @@ private:
 
     bool erase_at(node& n, std::string_view filter, std::size_t pos, bool done, const Key& key) {
         if (done) return n.subs.erase(key) > 0;
-        const auto level = next_level(filter, pos, done);
+        const auto level = topic::next_level(filter, pos, done);
         if (level == "#") return n.hash_subs.erase(key) > 0;
         if (level == "+") {
             if (!n.plus) return false;
@@ -245,7 +235,7 @@ private:
         std::size_t pos = 0;
         bool done = false;
         while (!done) {
-            const auto level = next_level(filter, pos, done);
+            const auto level = topic::next_level(filter, pos, done);
             if (level == "#") return &n->hash_subs;
             if (level == "+") {
                 n = n->plus.get();

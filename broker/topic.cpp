@@ -6,19 +6,6 @@ namespace {
 
 constexpr std::string_view share_prefix = "$share/";
 
-// Splits off the next '/'-separated level starting at `pos`. After the last
-// level `done` is set; an empty string is one empty level.
-constexpr std::string_view next_level(std::string_view s, std::size_t& pos, bool& done) noexcept {
-    const auto slash = s.find('/', pos);
-    if (slash == std::string_view::npos) {
-        done = true;
-        return s.substr(pos);
-    }
-    const auto level = s.substr(pos, slash - pos);
-    pos = slash + 1;
-    return level;
-}
-
 // Checks common to names and filters: empty, length, NUL.
 std::optional<invalid> check_common(std::string_view s, const limits& lim) noexcept {
     if (s.empty()) return invalid::empty;

@@ -48,6 +48,20 @@ std::optional<shared_filter> parse_shared(std::string_view filter) noexcept;
 // level starts with '$' is matched by neither '+' nor '#' at the first level.
 bool matches(std::string_view filter, std::string_view name) noexcept;
 
+// Splits off the next '/'-separated level of `s` starting at `pos` and
+// advances `pos`. After the last level `done` is set; an empty string is one
+// empty level ("a//b" has three levels).
+constexpr std::string_view next_level(std::string_view s, std::size_t& pos, bool& done) noexcept {
+    const auto slash = s.find('/', pos);
+    if (slash == std::string_view::npos) {
+        done = true;
+        return s.substr(pos);
+    }
+    const auto level = s.substr(pos, slash - pos);
+    pos = slash + 1;
+    return level;
+}
+
 // Whether `filter` contains a '+' or '#'.
 bool has_wildcard(std::string_view filter) noexcept;
 

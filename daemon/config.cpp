@@ -1,4 +1,5 @@
 #include "daemon/config.hpp"
+#include "daemon/text.hpp"
 
 #include <toml++/toml.h>
 
@@ -214,27 +215,6 @@ const std::vector<field>& fields() {
 constexpr std::string_view sections[] = {"mqtt", "http", "storage", "auth", "delivery", "log"};
 
 // ---- messages ---------------------------------------------------------------
-
-// TOML basic string with the escapes TOML requires.
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        case '\r': out += "\\r"; break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                out += fmt::format("\\u{:04X}", static_cast<unsigned>(c));
-            else
-                out += ch;
-        }
-    }
-    return out + "\"";
-}
 
 std::string type_expectation(const field& f) {
     switch (f.type) {

@@ -1,4 +1,5 @@
 #include "daemon/log.hpp"
+#include "daemon/text.hpp"
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,26 +12,6 @@
 namespace pulsegate::daemon {
 
 namespace {
-
-std::string quote_logfmt(std::string_view v) {
-    std::string out = "\"";
-    for (char ch : v) {
-        auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-            else
-                out += ch;
-        }
-    }
-    return out + "\"";
-}
 
 bool is_key_start(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -167,7 +148,7 @@ public:
             line += level_name(msg.level);
             line += " msg=";
             // msg is always quoted so that readers see where it ends.
-            line += quote_logfmt(parts.text);
+            line += quote(parts.text);
             for (const auto& [k, v] : parts.pairs)
                 line += " " + field_key(k) + "=" + logfmt_value(v);
             line += '\n';
@@ -228,7 +209,7 @@ std::string logfmt_value(std::string_view v) {
             break;
         }
     }
-    return needs_quotes ? quote_logfmt(v) : std::string(v);
+    return needs_quotes ? quote(v) : std::string(v);
 }
 
 std::unique_ptr<spdlog::formatter> make_log_formatter(log_format format) {
