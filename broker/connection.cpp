@@ -505,8 +505,11 @@ void connection::handle_publish(const p::publish& pub) {
     if (pub.qos > 0) {
         if (pub.qos == 2 && s.has_inbound_qos2(pub.packet_id)) {
             // A resend of a QoS 2 publish we already took (already counted
-            // against the receive maximum): acknowledge, don't route.
-            send(p::ack{p::packet_type::pubrec, pub.packet_id, reason_code::success, {}});
+            // against the receive maximum): don't route it again; acknowledge
+            // it unless its PUBREC is still to come.
+            const auto& pending = s.inbound_qos2_unacked;
+            if (std::find(pending.begin(), pending.end(), pub.packet_id) == pending.end())
+                send(p::ack{p::packet_type::pubrec, pub.packet_id, reason_code::success, {}});
             return;
         }
         if (is_v5(version_) && inbound_unacked_ >= o.receive_maximum) {
@@ -557,7 +560,10 @@ void connection::handle_publish(const p::publish& pub) {
         t->connection_id = id_;
         t->packet_id = pub.packet_id;
         t->qos = pub.qos;
-        if (pub.qos == 2) s.inbound_qos2.push_back(pub.packet_id);
+        if (pub.qos == 2) {
+            s.inbound_qos2.push_back(pub.packet_id);
+            s.inbound_qos2_unacked.push_back(pub.packet_id);
+        }
     }
     shard_.route(m, t);
     if (t) shard_.release(t);
@@ -570,6 +576,7 @@ void connection::send_publish_ack(const ack_ticket& t) {
         if (inbound_unacked_ > 0) --inbound_unacked_;
         send(p::ack{p::packet_type::puback, t.packet_id, code, {}});
     } else {
+        std::erase(session_->inbound_qos2_unacked, t.packet_id);
         if (code != reason_code::success) {
             // A failed PUBREC ends the QoS 2 flow (MQTT 5 §4.3.3).
             auto& ids = session_->inbound_qos2;
@@ -740,7 +747,12 @@ void connection::close(reason_code why, std::string_view reason, bool publish_wi
 
 std::shared_ptr<session> connection::release_session() {
     auto s = std::move(session_);
-    if (s) s->conn = nullptr;
+    if (s) {
+        s->conn = nullptr;
+        // PUBRECs this connection still owed will never be sent on it: a
+        // resend on the next connection is answered at once.
+        s->inbound_qos2_unacked.clear();
+    }
     return s;
 }
 

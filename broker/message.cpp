@@ -42,7 +42,8 @@ void message_pool::give_back(message* m) noexcept {
     m->topic.clear();
     m->payload.clear();
     m->forwarded_props.clear();
-    if (m->payload.capacity() > max_kept_capacity) std::string().swap(m->payload);
+    for (auto* b : {&m->topic, &m->payload, &m->forwarded_props})
+        if (b->capacity() > max_kept_capacity) std::string().swap(*b);
     m->expires_at.reset();
     m->publisher_session = 0;
     m->origin_shard = 0;

@@ -106,8 +106,11 @@ public:
     // nothing per message in steady state.
     ring_queue<delivery> queue;
     ring_queue<inflight_message> inflight; // in send order, for redelivery
-    // QoS 2 packet ids received from the client and not yet released by PUBREL.
+    // QoS 2 packet ids received from the client and not yet released by PUBREL,
+    // and those of them whose PUBREC has not been sent yet (a resend of one
+    // of those is answered by that PUBREC, not by another).
     std::vector<std::uint16_t> inbound_qos2;
+    std::vector<std::uint16_t> inbound_qos2_unacked;
 
     // Back-pressure (see shard::apply_pressure): publishers paused because
     // this session's queue passed its high-water mark, as (shard, session id).

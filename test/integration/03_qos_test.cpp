@@ -153,6 +153,34 @@ TEST_CASE("QoS 2: the same packet id sent twice before PUBREL is delivered once"
     }
 }
 
+TEST_CASE("QoS 2: a resend that overtakes the first PUBREC gets one PUBREC, and one delivery") {
+    broker_process b;
+    for (std::uint8_t v : {4, 5}) {
+        CAPTURE(int(v));
+        raw_sub sub{b, v, "overtake-sub", "overtake/#", 0};
+        raw_client pub{b.port()};
+        REQUIRE(pub.handshake(r::spec(v, "overtake-pub"))->reason == 0);
+        // Both in one write: the resend is read before the first PUBREC can
+        // have been sent (with shards = 2 it waits for the other shard).
+        pub.send(r::publish_packet(v, "overtake/a", "x", 2, 7) +
+                 r::publish_packet(v, "overtake/a", "x", 2, 7, false, true));
+        auto rec = pub.read_type(r::pubrec);
+        REQUIRE(rec);
+        CHECK(r::parse_ack(*rec, v).packet_id == 7);
+        pub.send(r::ack_packet(r::pubrel, 7));
+        REQUIRE(pub.read_type(r::pubcomp));
+        if (is_pulsegate()) {
+            // No second PUBREC was sent before or after the PUBCOMP.
+            for (const auto& p : pub.skipped()) CHECK(p.type != r::pubrec);
+            CHECK_FALSE(pub.read(quiet_window));
+        }
+        auto first = sub.c.read_type(r::publish);
+        REQUIRE(first);
+        CHECK(r::parse_publish(*first, v).payload == "x");
+        CHECK_FALSE(sub.c.read(quiet_window));
+    }
+}
+
 TEST_CASE("unacknowledged QoS 1/2 messages are redelivered with DUP after reconnect") {
     broker_process b;
     for (std::uint8_t v : {4, 5}) {
