@@ -313,7 +313,7 @@ TEST_CASE("interop with mosquitto_pub and mosquitto_sub") {
         p.connect();
         p.subscribe("cli/file", 1);
         auto path = b.dir() + "/payload.bin";
-        std::string payload{"\x00\x01\xff zero and high bytes", 25};
+        const std::string payload{"\x00\x01\xff zero and high bytes", 23};
         {
             std::ofstream f{path, std::ios::binary};
             f << payload;

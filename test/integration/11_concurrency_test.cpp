@@ -213,8 +213,12 @@ TEST_CASE("QoS 0 flood to a stalled subscriber: memory stays bounded and drops a
     REQUIRE_MESSAGE(pub.read_type(r::pingresp, 60s), "publisher got no PINGRESP after the flood");
     const long after = rss_kb(pid);
     MESSAGE("broker RSS before " << before << " kB, after " << after << " kB");
+#if !defined(__SANITIZE_ADDRESS__)
+    // (Under AddressSanitizer freed memory sits in its quarantine, so RSS
+    // says nothing about what the broker holds.)
     CHECK_MESSAGE(after - before < 48 * 1024,
                   "RSS grew by " << (after - before) / 1024 << " MB for 100 MB of QoS 0 to a stalled subscriber");
+#endif
 
     if (is_pulsegate()) {
         // Drops are counted in $SYS (published every second).
