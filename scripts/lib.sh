@@ -3,7 +3,7 @@
 # Debian 12 packages the build, the tests and the tools need. Boost comes as
 # libboost1.81-dev (+ json, url), never libboost-dev (1.74, conflicts).
 PG_PACKAGES=(
-  meson ninja-build pkg-config g++ clang
+  meson ninja-build pkg-config g++ clang libclang-rt-14-dev python3
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
   doctest-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
