@@ -304,6 +304,10 @@ public:
     void complete(const ticket_ptr& t);
     void schedule_flush();
     void flush();
+    // Messages routed by other shards (see server.cpp).
+    void accept_batch(std::vector<routed>& batch);
+    void drain_inbox();
+    static constexpr std::size_t inbox_slice = 256;
     void add_dirty(std::shared_ptr<connection> c);
 
     // Session management on this shard.
@@ -328,6 +332,8 @@ private:
     std::vector<std::vector<directed>> directed_outbox_;
     // (session id, pause?) for publishers on other shards.
     std::vector<std::vector<std::pair<std::uint64_t, bool>>> pause_outbox_;
+    ring_queue<routed> inbox_;
+    bool draining_ = false;
     std::vector<std::shared_ptr<connection>> dirty_;
     std::vector<std::shared_ptr<connection>> pumping_; // dirty_ being pumped
     std::vector<std::pair<std::uint64_t, subscription_options>> matches_;

@@ -226,6 +226,27 @@ void shard::add_dirty(std::shared_ptr<connection> c) {
     schedule_flush();
 }
 
+// Messages from other shards are appended to the inbox in arrival order
+// (so each publisher's order holds) and delivered a slice at a time: a large
+// batch must not hold the shard for long, or its connections' writes (and
+// every other handler) wait behind it.
+void shard::accept_batch(std::vector<routed>& batch) {
+    for (auto& r : batch) inbox_.push_back(std::move(r));
+    if (draining_) return;
+    draining_ = true;
+    asio::post(ioc, [this] { drain_inbox(); });
+}
+
+void shard::drain_inbox() {
+    for (std::size_t n = 0; n < inbox_slice && !inbox_.empty(); ++n) {
+        routed r = inbox_.pop_front();
+        deliver_local(r.msg, r.ticket);
+        release(r.ticket);
+    }
+    if (inbox_.empty()) draining_ = false;
+    else asio::post(ioc, [this] { drain_inbox(); });
+}
+
 // Runs once everything queued before it on this shard has been handled: one
 // batch per other shard, and one write per connection that got output.
 void shard::flush() {
@@ -233,12 +254,7 @@ void shard::flush() {
     for (unsigned j = 0; j < outbox_.size(); ++j) {
         if (!outbox_[j].empty()) {
             shard& target = *owner.shards[j];
-            asio::post(target.ioc, [&target, batch = std::move(outbox_[j])] {
-                for (const auto& r : batch) {
-                    target.deliver_local(r.msg, r.ticket);
-                    target.release(r.ticket);
-                }
-            });
+            asio::post(target.ioc, [&target, batch = std::move(outbox_[j])]() mutable { target.accept_batch(batch); });
             outbox_[j] = {};
         }
         if (!directed_outbox_[j].empty()) {
