@@ -367,7 +367,7 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
     s->mount = mount;
     s->version = version_;
     s->expiry_interval = expiry;
-    s->will = std::move(will);
+    s->will = will ? std::make_unique<will_spec>(std::move(*will)) : nullptr;
     s->will_due.reset();
     s->conn = this;
     session_ = s;
@@ -484,6 +484,8 @@ void connection::handle_publish(const p::publish& pub) {
             close(reason_code::topic_alias_invalid, "topic alias out of range");
             return;
         }
+        if (!aliases_) aliases_ = std::make_unique<topic_aliases>();
+        auto& rx_aliases_ = aliases_->rx;
         if (rx_aliases_.size() < o.topic_alias_maximum + 1u) rx_aliases_.resize(o.topic_alias_maximum + 1u);
         if (topic.empty()) {
             if (rx_aliases_[alias].empty()) {
@@ -817,6 +819,10 @@ void connection::check_timeouts(clock::time_point now) {
         }
         return;
     }
+    // Idle since the last check: give the output buffers back, so that the
+    // many mostly silent connections of a gateway cost little memory.
+    if (!write_in_flight_ && segments_.empty() && !wrote_since_check_) release_output_buffers();
+    wrote_since_check_ = false;
     if (pauses_ > 0) {
         if (now - paused_at_ < shard::max_pause) return;
         // Paused too long: read again (see shard::apply_pressure).
@@ -861,6 +867,8 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
         pub.props.subscription_identifiers.assign(d.subscription_ids.begin(), d.subscription_ids.end());
         pub.props.message_expiry_interval = m.remaining_expiry(clock::now());
         if (client_alias_max_ != 0) {
+            if (!aliases_) aliases_ = std::make_unique<topic_aliases>();
+            auto& tx_aliases_ = aliases_->tx;
             if (auto it = tx_aliases_.find(topic); it != tx_aliases_.end()) {
                 pub.props.topic_alias = it->second;
                 pub.topic = {};
@@ -917,7 +925,7 @@ bool connection::write_delivery(delivery& d, std::uint16_t packet_id, bool dup) 
         return false;
     }
     // The alias is the client's only once it has seen it with its topic.
-    if (new_alias) tx_aliases_.emplace(topic, *pub.props.topic_alias);
+    if (new_alias) aliases_->tx.emplace(topic, *pub.props.topic_alias);
     if (m.payload.size() <= inline_payload_max) {
         out_.append(m.payload);
         if (!segments_.empty() && segments_.back().payload == nullptr) segments_.back().size += out_.size() - start;
@@ -1012,8 +1020,19 @@ void connection::start_write() {
                                                          }));
 }
 
+void connection::release_output_buffers() {
+    std::string().swap(out_);
+    std::string().swap(wbuf_);
+    std::vector<segment>().swap(segments_);
+    std::vector<segment>().swap(wsegments_);
+    std::vector<message_ptr>().swap(out_refs_);
+    std::vector<message_ptr>().swap(wrefs_);
+    std::vector<asio::const_buffer>().swap(wbuffers_);
+}
+
 void connection::on_written(boost::system::error_code ec, std::size_t n) {
     write_in_flight_ = false;
+    wrote_since_check_ = true;
     wrefs_.clear();
     if (wbuf_.capacity() > 4 * output_budget) std::string().swap(wbuf_);
     shard_.counters.bytes_sent.fetch_add(n, std::memory_order_relaxed);

@@ -151,6 +151,7 @@ private:
     bool write_delivery(delivery& d, std::uint16_t packet_id, bool dup);
     void start_write();
     void on_written(boost::system::error_code ec, std::size_t n);
+    void release_output_buffers();
     void begin_closing() noexcept {
         closing_ = true;
         closing_at_ = clock::now();
@@ -194,6 +195,7 @@ private:
     std::vector<message_ptr> wrefs_;
     std::vector<asio::const_buffer> wbuffers_;
     bool write_in_flight_ = false;
+    bool wrote_since_check_ = false; // since the last check_timeouts()
     // Back-pressure: pauses in force, whether a read is parked until they end.
     unsigned pauses_ = 0;
     std::shared_ptr<connection> parked_; // self, while a read is parked
@@ -209,9 +211,13 @@ private:
     std::uint32_t client_max_packet_ = 0xFFFFFFFFu;
     std::uint16_t client_receive_max_ = 65535;
     std::uint16_t client_alias_max_ = 0;
-    // Topic aliases: client -> broker (index = alias) and broker -> client.
-    std::vector<std::string> rx_aliases_;
-    std::unordered_map<std::string, std::uint16_t, string_hash, std::equal_to<>> tx_aliases_;
+    // Topic aliases: client -> broker (index = alias) and broker -> client;
+    // allocated when first used (most clients use none).
+    struct topic_aliases {
+        std::vector<std::string> rx;
+        std::unordered_map<std::string, std::uint16_t, string_hash, std::equal_to<>> tx;
+    };
+    std::unique_ptr<topic_aliases> aliases_;
     // QoS 1/2 publishes received and not yet fully acknowledged.
     std::uint32_t inbound_unacked_ = 0;
 };

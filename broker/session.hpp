@@ -116,7 +116,7 @@ public:
     // this session's queue passed its high-water mark, as (shard, session id).
     std::vector<std::pair<unsigned, std::uint64_t>> paused_publishers;
 
-    std::optional<will_spec> will;
+    std::unique_ptr<will_spec> will; // (a pointer: most sessions have none)
     // Offline with a delayed will: when it is due (will delay interval).
     std::optional<clock::time_point> will_due;
     clock::time_point offline_since{};

@@ -210,7 +210,7 @@ loadgen_args() {
         fanin_qos1) echo "--scenario fanin --qos 1 --window 64 --publishers 8 --duration $dur" ;;
         fanout) echo "--scenario fanout --subscribers 100 --duration $dur" ;;
         latency) echo "--scenario latency --rate 20000 --warmup $lat_warm --duration $lat_dur" ;;
-        idle) echo "--scenario idle --connections 10000" ;;
+        idle) echo "--scenario idle --connections 10000 --settle 3" ;;
         *) die "unknown scenario $1" ;;
     esac
 }
