@@ -68,27 +68,7 @@ bool parse_pairs(std::string_view s, std::size_t pos,
     return true;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-            if (c < 0x20)
-                out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-            else
-                out += ch;
-        }
-    }
-    out += '"';
-}
+void append_json_string(std::string& out, std::string_view s) { append_quoted(out, s); }
 
 std::string timestamp(spdlog::log_clock::time_point tp) {
     using namespace std::chrono;

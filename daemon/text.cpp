@@ -4,8 +4,8 @@
 
 namespace pulsegate::daemon {
 
-std::string quote(std::string_view s) {
-    std::string out = "\"";
+void append_quoted(std::string& out, std::string_view s) {
+    out += '"';
     for (char ch : s) {
         auto c = static_cast<unsigned char>(ch);
         switch (ch) {
@@ -21,7 +21,13 @@ std::string quote(std::string_view s) {
                 out += ch;
         }
     }
-    return out + "\"";
+    out += '"';
+}
+
+std::string quote(std::string_view s) {
+    std::string out;
+    append_quoted(out, s);
+    return out;
 }
 
 } // namespace pulsegate::daemon

@@ -7,7 +7,9 @@
 namespace pulsegate::daemon {
 
 // `s` in double quotes with '"', '\\' and control characters escaped
-// (\n, \t, \r, \uXXXX): valid as a TOML basic string and as a logfmt value.
+// (\n, \t, \r, \uXXXX for the others and DEL): valid as a TOML basic
+// string, a logfmt value and a JSON string.
+void append_quoted(std::string& out, std::string_view s);
 std::string quote(std::string_view s);
 
 } // namespace pulsegate::daemon
