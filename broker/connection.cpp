@@ -372,6 +372,7 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
     s->conn = this;
     session_ = s;
     shard_.install(s);
+    shard_.persist_session(*s);
     {
         std::lock_guard lock(owner.registry_mutex);
         owner.registry[key] = registry_entry{shard_.index, s->id(), false};
@@ -525,17 +526,7 @@ void connection::handle_publish(const p::publish& pub) {
                          (shard_.owner.auth == nullptr || shard_.owner.auth->may_publish(s.identity, topic));
     if (!allowed) {
         refuse(topic, reason_code::not_authorized);
-        // v5 says why; 3.1.1 has no way to, so the message is acknowledged
-        // and dropped, as Mosquitto does.
-        const auto code = is_v5(version_) ? reason_code::not_authorized : reason_code::success;
-        if (pub.qos == 1) {
-            --inbound_unacked_;
-            send(p::ack{p::packet_type::puback, pub.packet_id, code, {}});
-        } else if (pub.qos == 2) {
-            if (code == reason_code::success) s.inbound_qos2.push_back(pub.packet_id);
-            else --inbound_unacked_;
-            send(p::ack{p::packet_type::pubrec, pub.packet_id, code, {}});
-        }
+        answer_refused(pub, reason_code::not_authorized);
         return;
     }
 
@@ -553,7 +544,6 @@ void connection::handle_publish(const p::publish& pub) {
     if (pub.retain) m->retain_seq = shard_.owner.next_retain_seq();
     m->publisher_session = s.id();
     m->origin_shard = shard_.index;
-    if (shard_.owner.observer != nullptr) shard_.owner.observer->on_publish(m);
 
     ticket_ptr t;
     if (pub.qos > 0) {
@@ -562,17 +552,45 @@ void connection::handle_publish(const p::publish& pub) {
         t->connection_id = id_;
         t->packet_id = pub.packet_id;
         t->qos = pub.qos;
-        if (pub.qos == 2) {
-            s.inbound_qos2.push_back(pub.packet_id);
-            s.inbound_qos2_unacked.push_back(pub.packet_id);
+    }
+    if (auto* observer = shard_.owner.observer) {
+        if (const auto verdict = observer->on_publish(m, ack_hold(&t)); verdict != reason_code::success) {
+            refuse(topic, verdict);
+            answer_refused(pub, verdict);
+            return;
         }
     }
+    if (pub.qos == 2) {
+        s.inbound_qos2.push_back(pub.packet_id);
+        s.inbound_qos2_unacked.push_back(pub.packet_id);
+    }
+    if (m->retain) shard_.persist_retained(*m, t);
     shard_.route(m, t);
     if (t) shard_.release(t);
 }
 
+// A publish refused before routing (ACL, observer): v5 says why; 3.1.1 has no
+// way to, so the message is acknowledged and dropped, as Mosquitto does.
+void connection::answer_refused(const p::publish& pub, reason_code code) {
+    session& s = *session_;
+    if (!is_v5(version_)) code = reason_code::success;
+    if (pub.qos == 1) {
+        --inbound_unacked_;
+        send(p::ack{p::packet_type::puback, pub.packet_id, code, {}});
+    } else if (pub.qos == 2) {
+        if (code == reason_code::success) s.inbound_qos2.push_back(pub.packet_id);
+        else --inbound_unacked_;
+        send(p::ack{p::packet_type::pubrec, pub.packet_id, code, {}});
+    }
+}
+
 void connection::send_publish_ack(const ack_ticket& t) {
     if (!session_ || closing_) return;
+    if (t.deferred) {
+        send(*t.deferred);
+        schedule_pump();
+        return;
+    }
     const auto code = t.refused.load() && is_v5(version_) ? reason_code::quota_exceeded : reason_code::success;
     if (t.qos == 1) {
         if (inbound_unacked_ > 0) --inbound_unacked_;
@@ -595,7 +613,10 @@ void connection::handle_ack(const p::ack& a) {
     switch (a.type) {
     case p::packet_type::puback: {
         auto* m = s.find_inflight(a.packet_id);
-        if (m != nullptr && m->d.qos == 1) s.erase_inflight(a.packet_id);
+        if (m != nullptr && m->d.qos == 1) {
+            shard_.unpersist_delivery(s, m->d);
+            s.erase_inflight(a.packet_id);
+        }
         break;
     }
     case p::packet_type::pubrec: {
@@ -606,11 +627,13 @@ void connection::handle_ack(const p::ack& a) {
             return;
         }
         if (static_cast<unsigned>(a.code) >= 0x80) {
+            shard_.unpersist_delivery(s, m->d);
             s.erase_inflight(a.packet_id);
             break;
         }
         m->released = true;
         m->d.msg.reset(); // the payload is no longer needed
+        if (m->d.stored != 0) shard_.persist_delivery(s, m->d, nullptr, a.packet_id, true);
         send(p::ack{p::packet_type::pubrel, a.packet_id, reason_code::success, {}});
         return;
     }
@@ -628,7 +651,10 @@ void connection::handle_ack(const p::ack& a) {
     }
     case p::packet_type::pubcomp: {
         auto* m = s.find_inflight(a.packet_id);
-        if (m != nullptr && m->released) s.erase_inflight(a.packet_id);
+        if (m != nullptr && m->released) {
+            shard_.unpersist_delivery(s, m->d);
+            s.erase_inflight(a.packet_id);
+        }
         break;
     }
     default:
@@ -686,7 +712,7 @@ void connection::handle_subscribe(const p::subscribe& sub) {
         if (!is_v5(version_) && static_cast<unsigned>(code) >= 0x80) code = reason_code::unspecified_error;
         ack.codes.push_back(code);
     }
-    send(ack);
+    shard_.persist_then_send(*this, s, std::move(ack));
     for (auto& j : retained_jobs) shard_.deliver_retained(s, j.filter, j.opts);
     schedule_pump();
 }
@@ -710,7 +736,7 @@ void connection::handle_unsubscribe(const p::unsubscribe& u) {
         }
         if (is_v5(version_)) ack.codes.push_back(code);
     }
-    send(ack);
+    shard_.persist_then_send(*this, s, std::move(ack));
 }
 
 void connection::handle_disconnect(const p::disconnect& d) {
@@ -778,6 +804,8 @@ void connection::detach_session(bool publish_will) {
     if (!s) return;
     shard_.release_pressure(*s); // offline sessions refuse instead of throttling
     auto& released = shard_.released_scratch;
+    for (std::size_t i = shard_.opts.max_queued_messages; i < s->queue.size(); ++i)
+        shard_.unpersist_delivery(*s, s->queue[i]);
     s->trim_to_bound(shard_.opts.max_queued_messages, released);
     for (auto& t : released) shard_.release(t);
     released.clear();
@@ -789,6 +817,7 @@ void connection::detach_session(bool publish_will) {
         shard_.end_session(std::move(s), "disconnected", true);
     } else {
         s->offline_since = now;
+        shard_.persist_session(*s); // records when it went offline
     }
 }
 
@@ -972,13 +1001,20 @@ void connection::pump() {
             delivery d = s.pop_front(o.max_queued_messages, released);
             if (d.msg->expired(now)) {
                 shard_.counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
+                shard_.unpersist_delivery(s, d);
                 continue;
             }
             if (d.qos == 0) {
                 write_delivery(d, 0, false);
             } else {
                 const auto id = s.next_packet_id();
-                if (write_delivery(d, id, false)) s.inflight.push_back({std::move(d), id, false});
+                if (write_delivery(d, id, false)) {
+                    // QoS 2 keeps its packet id across a restart (no duplicate).
+                    if (d.qos == 2 && d.stored != 0) shard_.persist_delivery(s, d, nullptr, id);
+                    s.inflight.push_back({std::move(d), id, false});
+                } else {
+                    shard_.unpersist_delivery(s, d);
+                }
             }
         }
         for (auto& t : released) shard_.release(t);

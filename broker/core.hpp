@@ -53,6 +53,7 @@
 
 namespace pulsegate::broker {
 class publish_observer;
+class state_store;
 }
 
 namespace pulsegate::broker::detail {
@@ -110,8 +111,10 @@ public:
     // Same, deferred to the end of the current batch (coalesces writes).
     void schedule_pump();
 
-    // Sends the PUBACK/PUBREC of a publish whose ticket completed.
+    // Sends the PUBACK/PUBREC of a publish whose ticket completed (or the
+    // packet it deferred).
     void send_publish_ack(const ack_ticket& t);
+    void send(const protocol::packet& p);
 
     // Ends the connection for `why` (server-side): v5 clients get a
     // DISCONNECT with that reason code and `reason`, then the socket closes
@@ -146,7 +149,6 @@ private:
     // Returns bytes consumed, or closes the connection and returns npos.
     std::size_t process(std::span<const std::uint8_t> data);
 
-    void send(const protocol::packet& p);
     // Encodes one PUBLISH of `d`; false if dropped (too large for the client).
     bool write_delivery(delivery& d, std::uint16_t packet_id, bool dup);
     void start_write();
@@ -161,6 +163,7 @@ private:
     // Moves this connection, before CONNACK, to the shard holding its session.
     void hand_off(shard& target, std::unique_ptr<stream> moved);
     void refuse(std::string_view what, protocol::reason_code code);
+    void answer_refused(const protocol::publish& pub, protocol::reason_code code);
 
     shard& shard_;
     std::unique_ptr<stream> stream_;
@@ -307,6 +310,8 @@ public:
     void deliver_retained(session& s, std::string_view filter, const subscription_options& o);
     // Drops this shard's hold on `t`; the last hold sends the acknowledgement.
     void release(const ticket_ptr& t);
+    // The same from any thread (server::release_hold).
+    void release_external(ticket_ptr t);
     void complete(const ticket_ptr& t);
     void schedule_flush();
     void flush();
@@ -327,6 +332,20 @@ public:
     void publish_will(session& s);
     void publish_will(will_spec w, std::uint64_t publisher);
 
+    // Write-through of durable state (persistence.hpp); no-ops without a
+    // store. A session's records exist while its expiry is > 0; a delivery's
+    // while it is a QoS 1/2 message of a stored session.
+    void persist_session(session& s, const ticket_ptr& t = nullptr);
+    void unpersist_session(session& s);
+    void persist_delivery(session& s, delivery& d, const ticket_ptr& t, std::uint16_t packet_id = 0,
+                          bool released = false);
+    void unpersist_delivery(session& s, delivery& d);
+    void persist_retained(const message& m, const ticket_ptr& t);
+    std::shared_ptr<void> take_hold(const ticket_ptr& t);
+    // Sends `ack` (SUBACK/UNSUBACK) of `c` once the session record is
+    // durable (persistence.hpp), or at once when nothing needs storing.
+    void persist_then_send(connection& c, session& s, protocol::packet ack);
+
     void start_housekeeping();
     // Closes every connection (server shutdown) and stops the timers.
     void shutdown();
@@ -345,6 +364,10 @@ private:
     std::vector<std::pair<std::uint64_t, subscription_options>> matches_;
     std::unique_ptr<asio::steady_timer> tick_;
     bool flush_scheduled_ = false;
+    std::string record_scratch_; // persistence.cpp encodes here
+    std::mutex external_mutex_;
+    std::vector<ticket_ptr> external_acks_;      // guarded by external_mutex_
+    std::vector<ticket_ptr> external_draining_;  // shard thread only
     std::uint64_t swept_retain_seq_ = 0;
     clock::time_point last_sweep_{};
 
@@ -362,12 +385,15 @@ struct registry_entry {
 };
 
 struct core {
-    core(options o, authenticator* a, publish_observer* p);
+    core(options o, authenticator* a, publish_observer* p, state_store* st);
 
     options opts;
     std::mutex opts_mutex; // reload() vs readers of the reloadable fields
     authenticator* auth;
     publish_observer* observer;
+    state_store* store;
+    // Loads sessions, their queues and retained messages (before start).
+    void restore(state_store& st);
     // Declared before the shards: messages held by shards return to the
     // pools when the shards die.
     std::vector<std::unique_ptr<message_pool>> pools;

@@ -3,18 +3,42 @@
 // accepted application message without the broker knowing what it is for.
 
 #include "broker/message.hpp"
+#include "broker/protocol/reason_code.hpp"
+
+#include <memory>
 
 namespace pulsegate::broker {
+
+struct ack_ticket;
+
+// Lets an observer delay the publisher's acknowledgement (QoS 1 PUBACK, QoS 2
+// PUBREC) until something it started is done, e.g. until the reading is
+// committed to disk. take() returns a token (null for QoS 0: nothing to
+// delay); the acknowledgement goes once every token taken has been passed to
+// server::release_hold, from any thread.
+class ack_hold {
+public:
+    explicit ack_hold(const std::shared_ptr<ack_ticket>* ticket) noexcept : ticket_(ticket) {}
+    std::shared_ptr<void> take() const;
+
+private:
+    const std::shared_ptr<ack_ticket>* ticket_;
+};
 
 class publish_observer {
 public:
     virtual ~publish_observer() = default;
 
-    // Called on the publisher's shard thread for every accepted publish (after
-    // authorisation, before delivery), with its internal topic. Must not block:
-    // copy what is needed (the message is shared, so keeping `m` is cheap) and
-    // hand it to another thread through a bounded queue.
-    virtual void on_publish(const message_ptr& m) = 0;
+    // Called on the publisher's shard thread for every authorised publish
+    // (before delivery), with its internal topic. Must not block: copy what
+    // is needed (the message is shared, so keeping `m` is cheap) and hand it
+    // to another thread through a bounded queue.
+    //
+    // Returning anything but success refuses the publish: it is not
+    // delivered nor retained, the v5 publisher gets that reason code in its
+    // PUBACK/PUBREC (3.1.1: acknowledged and dropped, as for a denied
+    // publish). A refusing observer must not have taken a hold.
+    virtual protocol::reason_code on_publish(const message_ptr& m, const ack_hold& hold) = 0;
 };
 
 } // namespace pulsegate::broker

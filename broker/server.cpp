@@ -132,6 +132,8 @@ void shard::deliver_to(session& s, const message_ptr& m, const ticket_ptr& t, st
     if (!queued) {
         counters.publish_dropped.fetch_add(1, std::memory_order_relaxed);
         if (t && qos_n) t->refused.store(true, std::memory_order_relaxed);
+    } else if (qos_n && s.stored) {
+        persist_delivery(s, s.queue.back(), t);
     }
     if (s.conn == nullptr) return;
     if (live && s.queue.size() >= high_water()) apply_pressure(s, *m);
@@ -208,6 +210,27 @@ void shard::release(const ticket_ptr& t) {
         ack_outbox_[t->origin_shard].push_back(t);
         schedule_flush();
     }
+}
+
+// A hold released by another thread (storage's writer): completions are
+// queued for the origin shard and posted once per batch, not per message.
+void shard::release_external(ticket_ptr t) {
+    if (t->holds.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    bool post = false;
+    {
+        std::lock_guard lock(external_mutex_);
+        post = external_acks_.empty();
+        external_acks_.push_back(std::move(t));
+    }
+    if (!post) return;
+    asio::post(ioc, [this] {
+        {
+            std::lock_guard lock(external_mutex_);
+            std::swap(external_acks_, external_draining_);
+        }
+        for (const auto& done : external_draining_) complete(done);
+        external_draining_.clear();
+    });
 }
 
 void shard::complete(const ticket_ptr& t) {
@@ -332,6 +355,7 @@ void shard::end_session(std::shared_ptr<session> s, std::string_view why, bool u
     // Holds on publishers' acknowledgements end with the session: the
     // messages were accepted for a session that no longer exists.
     release_pressure(*s);
+    unpersist_session(*s);
     for (std::size_t i = 0; i < s->queue.size(); ++i)
         if (s->queue[i].hold) release(s->queue[i].hold);
     s->queue.clear();
@@ -361,8 +385,12 @@ void shard::publish_will(will_spec w, std::uint64_t publisher) {
     m->retain = w.retain;
     if (w.retain) m->retain_seq = owner.next_retain_seq();
     m->publisher_session = publisher;
+    m->origin_shard = index;
     spdlog::debug("will published topic=\"{}\"", m->topic);
-    if (owner.observer != nullptr) owner.observer->on_publish(m);
+    if (owner.observer != nullptr &&
+        owner.observer->on_publish(m, ack_hold(nullptr)) != protocol::reason_code::success)
+        return;
+    if (m->retain) persist_retained(*m, nullptr);
     route(m, nullptr);
 }
 
@@ -433,7 +461,8 @@ void shard::shutdown() {
 
 // ---- core -----------------------------------------------------------------
 
-core::core(options o, authenticator* a, publish_observer* p) : opts(std::move(o)), auth(a), observer(p) {}
+core::core(options o, authenticator* a, publish_observer* p, state_store* st)
+    : opts(std::move(o)), auth(a), observer(p), store(st) {}
 
 void core::add_shared(std::string group_key, std::string filter, shared_member m) {
     shard& s0 = *shards[0];
@@ -543,7 +572,7 @@ struct server::impl {
     bool started = false;
     bool stopped = false;
 
-    impl(options o, authenticator* a, publish_observer* p) : core(std::move(o), a, p) {}
+    impl(options o, authenticator* a, publish_observer* p, state_store* st) : core(std::move(o), a, p, st) {}
 
     boost::asio::awaitable<void> accept_loop(detail::tcp::acceptor& acc);
 };
@@ -586,8 +615,8 @@ boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& ac
     }
 }
 
-server::server(options opts, authenticator* auth, publish_observer* observer)
-    : impl_(std::make_unique<impl>(std::move(opts), auth, observer)) {}
+server::server(options opts, authenticator* auth, publish_observer* observer, state_store* store)
+    : impl_(std::make_unique<impl>(std::move(opts), auth, observer, store)) {}
 
 server::~server() {
     stop();
@@ -598,11 +627,11 @@ server::~server() {
 void server::start() {
     namespace asio = boost::asio;
     auto& c = impl_->core;
-    unsigned n = c.opts.shards;
-    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned n = shard_count();
     c.shards.reserve(n);
     for (unsigned i = 0; i < n; ++i) c.pools.push_back(std::make_unique<message_pool>());
     for (unsigned i = 0; i < n; ++i) c.shards.push_back(std::make_unique<detail::shard>(c, i));
+    if (c.store != nullptr) c.restore(*c.store);
     impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     auto& s0 = *c.shards[0];
@@ -681,6 +710,25 @@ void server::reload(const options& opts) {
             s->opts.shards = keep_shards;
         });
     }
+}
+
+void server::release_hold(std::shared_ptr<void> token, bool ok) {
+    if (!token) return;
+    auto t = std::static_pointer_cast<ack_ticket>(std::move(token));
+    if (!ok) t->refused.store(true, std::memory_order_relaxed);
+    auto& c = impl_->core;
+    c.shards.at(t->origin_shard)->release_external(std::move(t));
+}
+
+unsigned server::shard_count() const noexcept {
+    const unsigned n = impl_->core.opts.shards;
+    return n != 0 ? n : std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::shared_ptr<void> ack_hold::take() const {
+    if (ticket_ == nullptr || !*ticket_) return {};
+    (*ticket_)->holds.fetch_add(1, std::memory_order_relaxed);
+    return *ticket_;
 }
 
 } // namespace pulsegate::broker

@@ -20,14 +20,17 @@ namespace pulsegate::broker {
 
 class authenticator;
 class publish_observer;
+class state_store;
 
 class server {
 public:
     // `auth` and `observer` may be null (no auth hook: anonymous rules from
     // options only; no observer: nothing sees accepted publishes). They must
     // outlive the server.
-    explicit server(options opts, authenticator* auth = nullptr,
-                    publish_observer* observer = nullptr);
+    // `store` may be null (nothing survives a restart); when set, start()
+    // restores sessions, queued and retained messages from it first.
+    explicit server(options opts, authenticator* auth = nullptr, publish_observer* observer = nullptr,
+                    state_store* store = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -47,6 +50,14 @@ public:
     // Applies the options that can change at run time (limits, keep alive,
     // anonymous access); listeners and shard count stay as started.
     void reload(const options& opts);
+
+    // Releases a hold taken through ack_hold::take() (publish_observer), from
+    // any thread. `ok` false: what the hold waited for failed, and the v5
+    // publisher gets 0x97 (quota exceeded) instead of success.
+    void release_hold(std::shared_ptr<void> token, bool ok);
+
+    // Shards (threads), fixed at construction.
+    unsigned shard_count() const noexcept;
 
 private:
     struct impl;

@@ -47,6 +47,9 @@ struct ack_ticket {
     std::uint64_t connection_id = 0;
     std::uint16_t packet_id = 0;
     std::uint8_t qos = 1;
+    // Sent instead of a PUBACK/PUBREC: a SUBACK/UNSUBACK waiting for the
+    // session record it acknowledges to be durable.
+    std::unique_ptr<protocol::packet> deferred;
 };
 using ticket_ptr = std::shared_ptr<ack_ticket>;
 
@@ -65,6 +68,7 @@ struct delivery {
     bool retain = false;   // RETAIN flag as sent
     boost::container::small_vector<std::uint32_t, 1> subscription_ids;
     ticket_ptr hold; // set while this entry holds its publisher's ack
+    std::uint64_t stored = 0; // sequence of its durable record (persistence.hpp); 0: none
 };
 
 struct inflight_message {
@@ -121,6 +125,12 @@ public:
     std::optional<clock::time_point> will_due;
     clock::time_point offline_since{};
     detail::connection* conn = nullptr; // null while offline
+
+    // Durability (persistence.hpp): the session's key, whether its record is
+    // stored, the last sequence given to one of its queued records.
+    std::string store_key;
+    bool stored = false;
+    std::uint64_t store_seq = 0;
 
     // Enqueues `d`; returns false if refused: the queue is full and the
     // session offline, or the delivery is QoS 0. When a QoS 1/2 delivery lands

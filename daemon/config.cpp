@@ -178,6 +178,14 @@ const std::vector<field>& fields() {
                                                   ? durability::relaxed : durability::commit;
               },
               .get = [](const config& c) -> value { return std::string(to_string(c.storage.durability_mode)); }},
+        PG_INT(storage, points_per_series, points_per_series, 16, 100000000),
+        PG_INT(storage, minute_rollup_slots, minute_rollup_slots, 1, 10000000),
+        PG_INT(storage, hour_rollup_slots, hour_rollup_slots, 1, 10000000),
+        PG_INT(storage, max_size_mb, max_size_mb, 0, 1ll << 40),
+        PG_INT(storage, max_metrics_per_reading, max_metrics_per_reading, 1, 4096),
+        PG_INT(storage, max_metric_name_length, max_metric_name_length, 1, 1024),
+        PG_INT(storage, relaxed_sync_interval_ms, relaxed_sync_interval_ms, 1, 3600000),
+        PG_INT(storage, checkpoint_interval_ms, checkpoint_interval_ms, 10, 3600000),
 
         field{.section = "auth", .key = "allow_anonymous", .type = kind::boolean,
               .set = [](config& c, const value& v) { c.auth.allow_anonymous = std::get<bool>(v); },
@@ -552,10 +560,10 @@ std::vector<std::string> restart_only_changes(const config& running, const confi
         changed.emplace_back("[mqtt] shards");
     if (running.http.listen != reloaded.http.listen)
         changed.emplace_back("[http] listen");
-    if (running.storage.data_dir != reloaded.storage.data_dir)
-        changed.emplace_back("[storage] data_dir");
-    if (running.storage.durability_mode != reloaded.storage.durability_mode)
-        changed.emplace_back("[storage] durability");
+    // Storage opens once: every key of [storage] needs a restart.
+    for (const auto& f : fields())
+        if (f.section == "storage" && f.get(running) != f.get(reloaded))
+            changed.push_back(fmt::format("[storage] {}", f.key));
     return changed;
 }
 

@@ -67,6 +67,14 @@ enum class durability { commit, relaxed };
 struct storage_config {
     std::string data_dir = "./var";
     durability durability_mode = durability::commit;
+    std::uint32_t points_per_series = 100000;  // raw ring slots per series
+    std::uint32_t minute_rollup_slots = 10080; // 7 days
+    std::uint32_t hour_rollup_slots = 8784;    // 366 days
+    std::uint64_t max_size_mb = 0;             // LMDB map cap; 0: grow until the disk is full
+    std::uint32_t max_metrics_per_reading = 64;
+    std::uint32_t max_metric_name_length = 64;
+    std::uint32_t relaxed_sync_interval_ms = 1000;
+    std::uint32_t checkpoint_interval_ms = 10000;
 
     friend bool operator==(const storage_config&, const storage_config&) = default;
 };

@@ -5,8 +5,12 @@
 // listen), 2 command-line usage error.
 
 #include "broker/server.hpp"
+#include "daemon/admin.hpp"
 #include "daemon/config.hpp"
+#include "daemon/ingest.hpp"
 #include "daemon/log.hpp"
+#include "storage/lmdb_store.hpp"
+#include "storage/state/data_dir_lock.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -110,6 +114,45 @@ void reload(config& running, const config_path& path, broker::server& server) {
     }
 }
 
+storage::lmdb_options lmdb_options_of(const config& cfg) {
+    const auto& s = cfg.storage;
+    storage::lmdb_options o;
+    o.dir = std::filesystem::path(s.data_dir) / "telemetry";
+    o.points_per_series = s.points_per_series;
+    o.minute_slots = s.minute_rollup_slots;
+    o.hour_slots = s.hour_rollup_slots;
+    o.sync_on_commit = s.durability_mode == durability::commit;
+    o.relaxed_sync_interval = std::chrono::milliseconds(s.relaxed_sync_interval_ms);
+    o.max_map_size = s.max_size_mb << 20;
+    if (o.max_map_size != 0) o.initial_map_size = std::min(o.initial_map_size, o.max_map_size);
+    o.checkpoint_interval = std::chrono::milliseconds(s.checkpoint_interval_ms);
+    return o;
+}
+
+// Called on the storage writer after each commit: acknowledgements waiting
+// for it go out; a full store is reported (at most once a minute in the log,
+// every time in the counters and to v5 publishers as 0x97).
+class commit_reporter {
+public:
+    explicit commit_reporter(broker::server& server) : server_(server) {}
+    void operator()(std::shared_ptr<void> token, storage::commit_status status) {
+        const bool ok = status == storage::commit_status::committed;
+        if (!ok) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_full_log_ >= std::chrono::minutes(1)) {
+                last_full_log_ = now;
+                spdlog::error("storage full: readings and durable broker state are refused (v5 publishers get "
+                              "0x97) — free disk space or raise [storage] max_size_mb");
+            }
+        }
+        if (token) server_.release_hold(std::move(token), ok);
+    }
+
+private:
+    broker::server& server_;
+    std::chrono::steady_clock::time_point last_full_log_{};
+};
+
 int serve(const config_path& path, bool demo) {
     config cfg;
     try {
@@ -131,10 +174,43 @@ int serve(const config_path& path, bool demo) {
     asio::io_context signal_io;
     asio::signal_set signals(signal_io, SIGINT, SIGTERM, SIGHUP);
 
+    // Storage first: the broker restores its durable state from it at start.
+    const std::filesystem::path data_dir = cfg.storage.data_dir;
+    if (!data_dir_initialised(data_dir)) {
+        spdlog::info("initialising empty data directory dir={}", logfmt_value(data_dir.string()));
+        if (run_init(init_options{data_dir, std::nullopt}, std::cout, std::cerr) != 0) return 1;
+    }
+    auto lock = storage::state::data_dir_lock::try_acquire(data_dir);
+    if (!lock) {
+        spdlog::error("{} — stop the other pulsegate or set another [storage] data_dir", lock.error().message);
+        return 1;
+    }
+    std::unique_ptr<storage::lmdb_store> store;
+    try {
+        store = std::make_unique<storage::lmdb_store>(lmdb_options_of(cfg));
+    } catch (const std::exception& e) {
+        spdlog::error("cannot open the telemetry store error={} — check [storage] data_dir and its permissions",
+                      logfmt_value(e.what()));
+        return 1;
+    }
+    const bool durable = cfg.storage.durability_mode == durability::commit;
+    ingest telemetry(*store,
+                     engine::telemetry_limits{.max_metrics = cfg.storage.max_metrics_per_reading,
+                                              .max_metric_name = cfg.storage.max_metric_name_length,
+                                              .max_payload = cfg.mqtt.max_packet_size},
+                     durable);
+    durable_broker_state broker_state(*store, durable);
+    spdlog::info("storage opened dir={} durability={}", logfmt_value(data_dir.string()),
+                 to_string(cfg.storage.durability_mode));
+
     std::unique_ptr<broker::server> server;
     try {
-        server = std::make_unique<broker::server>(to_broker_options(cfg));
-        server->start();
+        server = std::make_unique<broker::server>(to_broker_options(cfg), nullptr, &telemetry, &broker_state);
+        telemetry.attach(*server);
+        broker_state.attach(*server);
+        store->set_commit_handler(commit_reporter(*server));
+        server->start(); // restores sessions and retained messages first
+        store->start();
     } catch (const std::system_error& e) {
         const auto& listen = cfg.mqtt.listen;
         if (listen.size() == 1)
@@ -174,6 +250,8 @@ int serve(const config_path& path, bool demo) {
             stopper = std::thread([&] {
                 server->stop();
                 server->join();
+                store->stop(); // commits what is queued; the last acks have nowhere to go
+
                 asio::post(signal_io, [&] { signals.cancel(); });
             });
         } else {
@@ -187,7 +265,9 @@ int serve(const config_path& path, bool demo) {
     signal_io.run();
     if (stopper.joinable())
         stopper.join();
+    store->stop();
     server.reset();
+    store.reset();
     spdlog::info("stopped");
     return 0;
 }
@@ -219,6 +299,32 @@ int run(int argc, char** argv) {
                           "Configuration file (TOML); without it: built-in defaults + PULSEGATE_* "
                           "environment");
 
+    // init / backup / restore: the data dir is --data-dir, else [storage]
+    // data_dir of the configuration (file + environment).
+    std::string admin_config;
+    std::string admin_data_dir;
+    std::string admin_password_file;
+    std::string backup_dir;
+    auto add_data_dir_options = [&](CLI::App* cmd) {
+        cmd->add_option("-c,--config", admin_config,
+                        "Configuration file (TOML) whose [storage] data_dir is used");
+        cmd->add_option("--data-dir", admin_data_dir, "Data directory (overrides the configuration)");
+    };
+    auto* init_cmd = app.add_subcommand(
+        "init", "Create the data dir, the database schema and the first operator_admin (user admin)");
+    add_data_dir_options(init_cmd);
+    init_cmd->add_option("--admin-password-file", admin_password_file,
+                         "File whose first line is the admin password (at least 8 characters); "
+                         "without it a password is generated and printed once");
+    auto* backup_cmd = app.add_subcommand(
+        "backup", "Online backup of the data dir (database and telemetry) into DIR (new or empty)");
+    backup_cmd->add_option("DIR", backup_dir, "Backup directory")->required();
+    add_data_dir_options(backup_cmd);
+    auto* restore_cmd = app.add_subcommand(
+        "restore", "Replace the data dir's state with the backup in DIR (the daemon must be stopped)");
+    restore_cmd->add_option("DIR", backup_dir, "Backup directory written by `pulsegate backup`")->required();
+    add_data_dir_options(restore_cmd);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -228,7 +334,7 @@ int run(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // CLI11's message and the usage of the (sub)command that failed.
         const CLI::App* where = &app;
-        for (const auto* sub : {serve_cmd, version_cmd, check_cmd})
+        for (const auto* sub : {serve_cmd, version_cmd, check_cmd, init_cmd, backup_cmd, restore_cmd})
             if (sub->parsed())
                 where = sub;
         std::cerr << "pulsegate: " << e.what() << "\n\n"
@@ -251,6 +357,22 @@ int run(int argc, char** argv) {
     }
     if (*check_cmd)
         return check_config(path_of(check_config_path));
+    if (*init_cmd || *backup_cmd || *restore_cmd) {
+        std::filesystem::path data_dir = admin_data_dir;
+        if (admin_data_dir.empty()) {
+            try {
+                data_dir = load_config(path_of(admin_config), process_env).storage.data_dir;
+            } catch (const config_error& e) {
+                std::cerr << "pulsegate: " << e.what() << '\n';
+                return 1;
+            }
+        }
+        if (*init_cmd)
+            return run_init({data_dir, path_of(admin_password_file)}, std::cout, std::cerr);
+        if (*backup_cmd)
+            return run_backup(data_dir, backup_dir, std::cout, std::cerr);
+        return run_restore(data_dir, backup_dir, std::cout, std::cerr);
+    }
     return serve(path_of(serve_config), demo);
 }
 

@@ -27,6 +27,14 @@
 // arrived for --quiet seconds (bounded by --max-drain), so the delivered
 // share is measured at the end, not at the deadline.
 //
+// The telemetry scenario speaks the device contract instead: --devices
+// connections publish QoS 1 JSON readings of 4 metrics on
+// `d/dev{i}/telemetry`, each with an explicit "ts" that is the run's base
+// epoch millisecond plus the device's sequence number, so every reading is a
+// distinct point per series and the subscriber (on `d/+/telemetry`) recovers
+// device and sequence from topic and "ts". Payloads come from one fixed-width
+// template whose digits are patched in place: no JSON encoding per message.
+//
 // The result is one JSON object on stdout; progress and errors go to stderr.
 // Exit status: 0 done, 2 setup failed (broker unreachable, refused CONNECT or
 // SUBSCRIBE), 1 bad usage.
@@ -76,6 +84,14 @@ constexpr std::size_t read_budget = 1024 * 1024;
 constexpr int publisher_sndbuf = 256 * 1024;
 constexpr std::uint32_t max_packet = 16 * 1024 * 1024;
 
+// The telemetry payload, fixed width: "ts" has 13 digits (epoch ms until the
+// year 2286) and every metric's last three digits are patched per reading.
+constexpr std::string_view telemetry_template =
+    R"({"ts":0000000000000,"metrics":{"temp":21.000,"hum":45.000,"pres":1013.000,"volt":3.000}})";
+constexpr std::size_t telemetry_ts_offset = 6; // after {"ts":
+constexpr std::size_t telemetry_ts_digits = 13;
+constexpr int telemetry_metrics = 4;
+
 struct settings {
     std::string host = "127.0.0.1";
     std::uint16_t port = 1883;
@@ -98,6 +114,7 @@ struct settings {
     double settle = 1.0;
     int mqtt = 4;
     std::string topic_prefix = "bench";
+    int devices = 1000;
 };
 
 double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -123,6 +140,21 @@ void raise_fd_limit() {
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             std::fprintf(stderr, "loadgen: setrlimit: %s\n", std::strerror(errno));
     }
+}
+
+// Writes `v` as exactly `width` decimal digits ending at p + width.
+void patch_digits(char* p, std::uint64_t v, std::size_t width) {
+    for (std::size_t i = width; i-- > 0; v /= 10) p[i] = static_cast<char>('0' + v % 10);
+}
+
+// write_bytes of /proc/PID/io: bytes the process caused to be written to the
+// storage layer (all threads); -1 if unreadable.
+long long read_write_bytes(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/io");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("write_bytes:", 0) == 0) return std::strtoll(line.c_str() + 12, nullptr, 10);
+    return -1;
 }
 
 // VmRSS of a process in KiB, 0 if unreadable.
@@ -212,6 +244,7 @@ struct connection {
     std::vector<std::uint64_t> packet_seq; // QoS 1: packet id -> sequence
     seq_bitmap acked;
     std::uint64_t acked_count = 0;
+    std::uint64_t acked_at_stop = 0; // acked_count when publishing stopped
 
     // Subscriber.
     std::vector<publisher_track> tracks;
@@ -236,11 +269,25 @@ public:
             die("bad IPv4 address: " + s_.host);
         payload_.assign(static_cast<std::size_t>(s_.payload), 'x');
         run_id_ = std::to_string(getpid());
+        if (s_.scenario == "telemetry") {
+            telemetry_ = true;
+            s_.publishers = s_.devices;
+            s_.qos = 1;
+            payload_.assign(telemetry_template);
+            s_.payload = static_cast<int>(payload_.size());
+            // The fraction of every metric value: the 3 digits after its '.'.
+            for (auto pos = payload_.find('.'); pos != std::string::npos; pos = payload_.find('.', pos + 1))
+                value_offsets_.push_back(pos + 1);
+            base_ts_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+        }
     }
 
     int run() {
         if (s_.scenario == "idle") return run_idle();
         if (s_.scenario == "latency") return run_latency();
+        if (telemetry_) return run_telemetry();
         return run_throughput();
     }
 
@@ -362,6 +409,7 @@ private:
     std::string topic_base() const { return s_.topic_prefix + "/" + run_id_ + "/" + s_.scenario; }
     // Fan-in and latency subscribe with a wildcard; fan-out to the exact topic.
     std::string subscribe_filter() const {
+        if (telemetry_) return "d/+/telemetry";
         return s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/+";
     }
 
@@ -384,10 +432,19 @@ private:
             c.next_packet_id = static_cast<std::uint16_t>(c.next_packet_id == 65535 ? 1 : c.next_packet_id + 1);
             ++c.inflight;
         }
-        auto idx = static_cast<std::uint32_t>(c.index);
-        std::memcpy(payload_.data(), &idx, 4);
-        std::memcpy(payload_.data() + 4, &c.next_seq, 8);
-        std::memcpy(payload_.data() + 12, &stamp_ns, 8);
+        if (telemetry_) {
+            patch_digits(payload_.data() + telemetry_ts_offset, base_ts_ + c.next_seq, telemetry_ts_digits);
+            std::uint64_t v = c.next_seq * 7 + static_cast<std::uint64_t>(c.index);
+            for (auto off : value_offsets_) {
+                patch_digits(payload_.data() + off, v % 1000, 3);
+                v = v * 31 + 17;
+            }
+        } else {
+            auto idx = static_cast<std::uint32_t>(c.index);
+            std::memcpy(payload_.data(), &idx, 4);
+            std::memcpy(payload_.data() + 4, &c.next_seq, 8);
+            std::memcpy(payload_.data() + 12, &stamp_ns, 8);
+        }
         ++c.next_seq;
         proto::encode_publish_header(p, payload_.size(), version_, c.out);
         c.out.append(payload_);
@@ -503,9 +560,19 @@ private:
         }
         std::uint32_t pub = 0;
         std::uint64_t seq = 0, stamp = 0;
-        std::memcpy(&pub, p.payload.data(), 4);
-        std::memcpy(&seq, p.payload.data() + 4, 8);
-        std::memcpy(&stamp, p.payload.data() + 12, 8);
+        if (telemetry_) {
+            auto where = parse_telemetry(p.topic, p.payload);
+            if (!where) {
+                ++totals_.bad_payloads;
+                return;
+            }
+            pub = where->first;
+            seq = where->second;
+        } else {
+            std::memcpy(&pub, p.payload.data(), 4);
+            std::memcpy(&seq, p.payload.data() + 4, 8);
+            std::memcpy(&stamp, p.payload.data() + 12, 8);
+        }
         if (pub >= c.tracks.size()) {
             ++totals_.bad_payloads;
             return;
@@ -526,6 +593,34 @@ private:
                 std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
             latencies_ns_.push_back(rx > stamp ? rx - stamp : 0);
         }
+    }
+
+    // `.../dev{i}/telemetry` and a payload starting `{"ts":<13 digits>` ->
+    // (i, ts - base); nothing if either does not match what we publish.
+    std::optional<std::pair<std::uint32_t, std::uint64_t>> parse_telemetry(std::string_view topic,
+                                                                           std::string_view payload) const {
+        constexpr std::string_view suffix = "/telemetry", prefix = "dev";
+        if (!topic.ends_with(suffix)) return std::nullopt;
+        topic.remove_suffix(suffix.size());
+        topic = topic.substr(topic.rfind('/') + 1);
+        if (!topic.starts_with(prefix) || topic.size() == prefix.size() || topic.size() > prefix.size() + 9)
+            return std::nullopt;
+        std::uint32_t dev = 0;
+        for (char ch : topic.substr(prefix.size())) {
+            if (ch < '0' || ch > '9') return std::nullopt;
+            dev = dev * 10 + static_cast<std::uint32_t>(ch - '0');
+        }
+        if (payload.size() < telemetry_ts_offset + telemetry_ts_digits ||
+            payload.substr(0, telemetry_ts_offset) != telemetry_template.substr(0, telemetry_ts_offset))
+            return std::nullopt;
+        std::uint64_t ts = 0;
+        for (std::size_t i = 0; i < telemetry_ts_digits; ++i) {
+            auto ch = payload[telemetry_ts_offset + i];
+            if (ch < '0' || ch > '9') return std::nullopt;
+            ts = ts * 10 + static_cast<std::uint64_t>(ch - '0');
+        }
+        if (ts < base_ts_) return std::nullopt;
+        return std::pair{dev, ts - base_ts_};
     }
 
     void on_puback(connection& c, std::uint16_t packet_id, steady::time_point now) {
@@ -620,7 +715,10 @@ private:
 
     void init_role(connection& c) {
         if (c.kind == role::publisher) {
-            c.topic = s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/" + std::to_string(c.index);
+            if (telemetry_)
+                c.topic = "d/dev" + std::to_string(c.index) + "/telemetry";
+            else
+                c.topic = s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/" + std::to_string(c.index);
             if (s_.qos > 0) c.packet_seq.assign(65536, 0);
             proto::publish p;
             p.qos = static_cast<std::uint8_t>(s_.qos);
@@ -678,6 +776,7 @@ private:
         auto pubs = publishers_ = of(role::publisher);
         cpu0_ = self_cpu_s();
         broker_cpu0_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        broker_wb0_ = s_.broker_pid ? read_write_bytes(s_.broker_pid) : -1;
         measuring_ = true;
         t.start = t_start_ = steady::now();
         last_rx_ = last_ack_ = t.start;
@@ -701,7 +800,10 @@ private:
         while (steady::now() < produce_end) poll_once(5);
 
         t.stop = steady::now();
-        for (auto* c : pubs) c->active = false;
+        for (auto* c : pubs) {
+            c->active = false;
+            c->acked_at_stop = c->acked_count;
+        }
         if (paced_) epoll_ctl(ep_, EPOLL_CTL_DEL, timer_fd_, nullptr);
         auto quiet = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.quiet));
         auto drain_limit = t.stop + std::chrono::duration_cast<steady::duration>(
@@ -723,6 +825,7 @@ private:
         measuring_ = false;
         cpu1_ = self_cpu_s();
         broker_cpu1_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        broker_wb1_ = s_.broker_pid ? read_write_bytes(s_.broker_pid) : -1;
         t_end_ = steady::now();
         return t;
     }
@@ -802,6 +905,51 @@ private:
             std::printf("\"window\":%d,\"acked\":%llu,\"acked_per_s\":%.0f,\"acked_not_delivered\":%llu,", s_.window,
                         static_cast<unsigned long long>(acked), static_cast<double>(acked) / produce_s,
                         static_cast<unsigned long long>(acked_not_delivered));
+        print_common(t);
+        return 0;
+    }
+
+    // QoS 1 readings from --devices connections, one subscriber on
+    // d/+/telemetry. The rate counts the acks received while publishing;
+    // `acked` also counts those of the drain (every reading in flight at the
+    // deadline), which is what storage must hold afterwards.
+    int run_telemetry() {
+        s_.subscribers = 1;
+        setup(1, s_.devices);
+        std::fprintf(stderr, "loadgen: telemetry: %d devices, window %d, %d metrics per reading, %.1f s\n",
+                     s_.devices, s_.window, telemetry_metrics, s_.duration);
+        auto t = measure(s_.duration);
+
+        auto sent = sent_messages();
+        auto subs = sum_subscribers();
+        std::uint64_t acked = 0, acked_at_stop = 0, acked_not_delivered = 0;
+        auto* sub = of(role::subscriber).front();
+        for (auto* p : of(role::publisher)) {
+            acked += p->acked_count;
+            acked_at_stop += p->acked_at_stop;
+            const auto& seen = sub->tracks[static_cast<std::size_t>(p->index)].seen;
+            for (std::uint64_t seq = 0; seq < p->next_seq; ++seq)
+                if (p->acked.test(seq) && !seen.test(seq)) ++acked_not_delivered;
+        }
+        double produce_s = seconds(t.stop - t.start);
+        double rx_s = std::max(1e-9, seconds(t.end - t.start));
+        auto ratio = [](std::uint64_t a, std::uint64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+        auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+        double acked_per_s = static_cast<double>(acked_at_stop) / produce_s;
+        std::printf("{\"scenario\":\"telemetry\",\"devices\":%d,\"window\":%d,\"qos\":1,\"metrics_per_reading\":%d,"
+                    "\"payload\":%d,",
+                    s_.devices, s_.window, telemetry_metrics, s_.payload);
+        std::printf("\"sent\":%llu,\"sent_per_s\":%.0f,\"acked\":%llu,\"acked_at_stop\":%llu,\"acked_per_s\":%.0f,"
+                    "\"points_acked\":%llu,\"points_per_s\":%.0f,",
+                    ull(sent), static_cast<double>(sent) / produce_s, ull(acked), ull(acked_at_stop), acked_per_s,
+                    ull(acked * telemetry_metrics), acked_per_s * telemetry_metrics);
+        std::printf("\"received\":%llu,\"received_per_s\":%.0f,\"delivered\":%.6f,\"delivered_of_acked\":%.6f,"
+                    "\"acked_not_delivered\":%llu,\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
+                    ull(subs.unique), static_cast<double>(subs.unique) / rx_s, ratio(subs.unique, sent),
+                    ratio(acked - std::min(acked, acked_not_delivered), acked), ull(acked_not_delivered),
+                    ull(sent > subs.unique ? sent - subs.unique : 0), ull(subs.reordered), ull(subs.duplicates));
+        if (broker_wb0_ >= 0 && broker_wb1_ >= 0)
+            std::printf("\"broker_write_bytes_start\":%lld,\"broker_write_bytes_end\":%lld,", broker_wb0_, broker_wb1_);
         print_common(t);
         return 0;
     }
@@ -889,6 +1037,11 @@ private:
     std::uint64_t window_begin_ns_ = 0, window_end_ns_ = 0;
     std::vector<std::uint64_t> latencies_ns_;
     double cpu0_ = 0, cpu1_ = 0, broker_cpu0_ = -1, broker_cpu1_ = -1;
+    long long broker_wb0_ = -1, broker_wb1_ = -1;
+    // Telemetry scenario.
+    bool telemetry_ = false;
+    std::uint64_t base_ts_ = 0;              // epoch ms of sequence number 0
+    std::vector<std::size_t> value_offsets_; // in payload_
 };
 
 } // namespace
@@ -899,12 +1052,14 @@ int main(int argc, char** argv) {
     CLI::App app{"pulsegate-loadgen: MQTT load generator (one JSON line on stdout)"};
     app.add_option("--host", s.host, "broker IPv4 address");
     app.add_option("--port", s.port, "broker port")->required();
-    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle")
-        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle"}));
+    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle | telemetry")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle", "telemetry"}));
     app.add_option("--publishers", s.publishers, "fanin: publisher connections")->check(CLI::Range(1, 10000));
     app.add_option("--subscribers", s.subscribers, "fanout: subscriber connections")->check(CLI::Range(1, 10000));
+    app.add_option("--devices", s.devices, "telemetry: device connections (QoS 1 JSON readings)")
+        ->check(CLI::Range(1, 60000));
     app.add_option("--qos", s.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 1));
-    app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher")->check(CLI::Range(1, 65535));
+    app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher (or device)")->check(CLI::Range(1, 65535));
     app.add_option("--payload", s.payload, "payload bytes (>= 20)")->check(CLI::Range(20, 1 << 20));
     app.add_option("--duration", s.duration, "seconds of publishing (latency: after warm-up)");
     app.add_option("--warmup", s.warmup, "latency: seconds before samples count");

@@ -3,8 +3,12 @@
 into the markdown table run.sh prints and writes to results.md.
 
 Each figure is the median over the runs; correctness counts (reordered,
-lost, acked-but-not-delivered, disconnects) are the worst run, because one
-bad run is the news.
+lost, acked-but-not-delivered, disconnects, stored minus acknowledged) are
+the worst run, because one bad run is the news.
+
+Telemetry rows get a second table (readings, points, delivered/acked, bytes
+written per point, stored vs acknowledged points) and the store-only query
+bench (scenario `query`, broker "store") a third.
 """
 import argparse
 import json
@@ -25,6 +29,20 @@ SCENARIOS = [
     ("fanout", "fan-out QoS 0, 1 pub -> 100 subs (msg/s received, total)", "rate"),
     ("latency", "latency QoS 0 at 20,000 msg/s, p50 / p99 / max (us, lower is better)", "latency"),
     ("idle", "idle connections: broker RSS per connection (bytes, 10,000 conns, lower is better)", "idle"),
+    ("telemetry_commit", "telemetry QoS 1, {devices:,} devices x window {window}, 4 metrics, durability commit "
+     "(points/s acked)", "telemetry"),
+    ("telemetry_relaxed", "telemetry QoS 1, same load, durability relaxed (points/s acked)", "telemetry"),
+]
+
+# The issue's target for durability commit on a 2-core machine.
+TARGET_POINTS_PER_S = 500_000
+
+QUERIES = [
+    ("day_1000", "24 h of a 1 Hz series (86,400 points) -> 1,000 points"),
+    ("week_1000", "7 days of a 1 Hz series (604,800 points) -> 1,000 points"),
+    ("last_week_of_8d_1000", "last 7 days of an 8-day 1 Hz series -> 1,000 points"),
+    ("hour_1000", "last 1 h of the 24 h series -> 1,000 points"),
+    ("latest_4", "latest() of a device with 4 metrics"),
 ]
 
 
@@ -36,6 +54,22 @@ def median(rows, key):
 def worst(rows, key):
     vals = [r[key] for r in rows if key in r]
     return max(vals) if vals else None
+
+
+def lowest(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return min(vals) if vals else None
+
+
+def nested_median(rows, *path):
+    """Median of a value nested in each row (query bench JSON)."""
+    vals = []
+    for r in rows:
+        for p in path:
+            r = r.get(p) if isinstance(r, dict) else None
+        if isinstance(r, (int, float)):
+            vals.append(r)
+    return statistics.median(vals) if vals else None
 
 
 def k(n):
@@ -72,6 +106,12 @@ def cell(kind, rows, failures):
         text = (f"**{p50:.0f} / {p99:.0f}** / {mx:.0f} (delivered {pct(median(rows, 'delivered'))}; "
                 f"reordered {worst(rows, 'reordered')})")
         primary = (p50, p99)
+    elif kind == "telemetry":
+        pts = median(rows, "points_per_s")
+        text = (f"**{k(pts)} points/s** ({k(median(rows, 'acked_per_s'))} readings/s acked; "
+                f"delivered/acked {pct(median(rows, 'delivered_of_acked'))}; "
+                f"acked-not-delivered {worst(rows, 'acked_not_delivered')})")
+        primary = pts
     else:  # idle
         b = median(rows, "bytes_per_conn")
         conn = min(r.get("connected", 0) for r in rows)
@@ -104,6 +144,119 @@ def ratio(kind, mosq, pgs):
         return f"{times(best / mosq)} (lower is better)" if mosq > 0 else "n/a"
     best = max(pgs)
     return f"{times(best / mosq)} (higher is better)" if mosq > 0 else "n/a"
+
+
+def rows_of(data, sid, bid):
+    return [d for d in data if d["scenario_id"] == sid and d["broker"] == bid and "error" not in d]
+
+
+def telemetry_section(data):
+    """Details of the telemetry rows: one line per (row, broker)."""
+    out = []
+    table = []
+    best_commit = None
+    mosq = rows_of(data, "telemetry_commit", "mosquitto") or rows_of(data, "telemetry_relaxed", "mosquitto")
+    mosq_acked = median(mosq, "acked_per_s")
+    for sid, _, kind in SCENARIOS:
+        if kind != "telemetry":
+            continue
+        for bid, name in BROKERS:
+            rows = rows_of(data, sid, bid)
+            if not rows:
+                continue
+            mode = "-" if bid == "mosquitto" else sid.split("_", 1)[1]
+            pts = median(rows, "points_per_s")
+            if sid == "telemetry_commit" and bid != "mosquitto" and pts is not None:
+                best_commit = pts if best_commit is None else max(best_commit, pts)
+            bpp, bpp_run = median(rows, "bytes_per_point"), median(rows, "bytes_per_point_during_run")
+            wb = "n/a" if bpp is None else f"{bpp:.1f} ({bpp_run:.1f} during the run)"
+            stored = lowest(rows, "stored_minus_acked")
+            if bid == "mosquitto":
+                st = "n/a (`persistence false`)"
+            elif stored is None:
+                st = "not counted"
+            else:
+                worst_run = min(rows, key=lambda r: r.get("stored_minus_acked", 0))
+                verdict = "ok" if stored >= 0 else "**LOST POINTS**"
+                st = (f"{worst_run.get('stored_points')} / {worst_run.get('points_acked')} "
+                      f"({stored:+d}, {verdict}; {worst_run.get('stored_series')} series")
+                size = median(rows, "data_dir_bytes")
+                st += ")" if size is None else f"; data dir {size / 2**20:.0f} MiB)"
+            acked = median(rows, "acked_per_s")
+            vs = "" if bid == "mosquitto" or not mosq_acked or acked is None else f" ({times(acked / mosq_acked)})"
+            table.append(
+                f"| {sid} | {name} | {mode} | {k(acked)}{vs} | **{k(pts)}** | "
+                f"{median(rows, 'received'):.0f} / {median(rows, 'acked'):.0f} "
+                f"({pct(median(rows, 'delivered_of_acked'))}; not delivered {worst(rows, 'acked_not_delivered')}) | "
+                f"{wb} | {st} |")
+    if not table:
+        return out
+    out.append("")
+    out.append("## Telemetry and storage")
+    out.append("")
+    any_row = next(d for d in data if d.get("scenario") == "telemetry")
+    out.append(f"{any_row['devices']:,} device connections publish QoS 1 JSON readings of 4 metrics (explicit "
+               f"increasing \"ts\") on `d/dev{{i}}/telemetry` for {any_row['duration_s']:.0f} s, at most "
+               f"{any_row['window']} unacknowledged each; one subscriber on `d/+/telemetry` (QoS 1). "
+               "Readings/s = PUBACKs received while publishing / publishing time (the drain's acks are not in the "
+               "rate); points = 4 x readings. Delivered / acked = readings the subscriber got / readings acked "
+               "(drain included). Bytes/point = the broker's `write_bytes` (/proc/PID/io) from the start of "
+               "publishing until it exited after SIGTERM (final checkpoint included) / points acked; \"during the "
+               "run\" stops when the subscriber is drained. Stored = points counted in the data dir after the "
+               "daemon stopped (pulsegate-storecheck) / points acked: must not be below.")
+    out.append("")
+    out.append("| row | broker | durability | readings/s acked (vs mosquitto) | points/s acked | "
+               "delivered / acked | bytes written / point | stored / acked points |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    out.extend(table)
+    out.append("")
+    if best_commit is not None:
+        met = "met" if best_commit >= TARGET_POINTS_PER_S else "**not met**"
+        line = (f"Target of issue 3, >= {TARGET_POINTS_PER_S:,} points/s with durability commit: "
+                f"best {best_commit:,.0f} points/s, {met}")
+        if mosq_acked:
+            r = best_commit / 4 / mosq_acked
+            line += (f"; durable QoS 1 at {times(r)} Mosquitto's non-durable QoS 1 acked rate "
+                     f"({'met' if r >= 1 else '**not met**'}).")
+        out.append(line)
+    return out
+
+
+def query_section(data):
+    rows = rows_of(data, "query", "store")
+    fails = [d["error"] for d in data if d["scenario_id"] == "query" and "error" in d]
+    if not rows and not fails:
+        return []
+    out = ["", "## Telemetry store alone (pulsegate-querybench, no broker)", ""]
+    if not rows:
+        out.append("FAILED: " + "; ".join(sorted(set(fails))))
+        return out
+    r0 = rows[0]
+    out.append(f"A fresh store with the default geometry ({r0.get('points_per_series'):,} raw points per series, "
+               f"{r0.get('minute_slots'):,} minute rows, {r0.get('hour_slots'):,} hour rows), filled through "
+               "`append()` with sync commits; medians over the runs. Journaled: right after the fill, every point "
+               "still in the journal; checkpointed: after stop() and reopen.")
+    out.append("")
+    out.append("| fill | points | points/s until flush() | points/s including the final checkpoint |")
+    out.append("|---|---|---|---|")
+    for key, label in (("fill_fleet", f"fleet: {r0.get('fleet_devices')} devices x 4 metrics x "
+                                      f"{r0.get('fleet_readings')} readings, interleaved"),
+                       ("fill_charts", "charts: series of 24 h, 7 days and 8 days at 1 Hz, one after the other")):
+        out.append(f"| {label} | {nested_median(rows, key, 'points'):,.0f} | "
+                   f"**{k(nested_median(rows, key, 'points_per_s'))}** | "
+                   f"{k(nested_median(rows, key, 'points_per_s_with_checkpoint'))} |")
+    out.append("")
+    out.append("| query | served from | points | checkpointed, median us | journaled, median us |")
+    out.append("|---|---|---|---|---|")
+    for key, label in QUERIES:
+        src = r0.get("checkpointed", {}).get(key, {}).get("source", "?")
+        src_j = r0.get("journaled", {}).get(key, {}).get("source", "?")
+        if src_j != src:
+            src += f" (journaled: {src_j})"
+        npts = nested_median(rows, "checkpointed", key, "points")
+        cp, jn = nested_median(rows, "checkpointed", key, "median_us"), nested_median(rows, "journaled", key, "median_us")
+        out.append(f"| {label} | {src} | {npts:.0f} | **{cp:.1f}** | {jn:.1f} |")
+    return out
 
 
 def main():
@@ -153,13 +306,22 @@ def main():
             continue
         texts, prims, cpus = [], {}, []
         for bid, _ in BROKERS:
-            rows = [d for d in data if d["scenario_id"] == sid and d["broker"] == bid and "error" not in d]
+            rows = rows_of(data, sid, bid)
             fails = [d["error"] for d in data if d["scenario_id"] == sid and d["broker"] == bid and "error" in d]
             t, p = cell(kind, rows, fails)
+            if not rows and not fails and sid == "telemetry_relaxed" and bid == "mosquitto":
+                # Mosquitto has no durability setting: it ran once, in the commit row.
+                base = rows_of(data, "telemetry_commit", bid)
+                if base:
+                    t, p = cell(kind, base, [])
+                    t = "as in the commit row: " + t
             texts.append(t)
             prims[bid] = p
             bc, lc = median(rows, "broker_cpu_pct"), median(rows, "loadgen_cpu_pct")
             cpus.append("n/a" if bc is None else f"{bc:.0f}% / {lc:.0f}%")
+        if kind == "telemetry":
+            first = next((d for d in data if d["scenario_id"] == sid and "devices" in d), {"devices": 0, "window": "?"})
+            label = label.format(devices=first["devices"], window=first["window"])
         r = ratio(kind, prims["mosquitto"], [prims["pg1"], prims["pg2"]])
         lines.append(f"| {label} | " + " | ".join(texts) + f" | {r} |")
         if kind != "idle":
@@ -171,6 +333,8 @@ def main():
         lines.append("| scenario | " + " | ".join(name for _, name in BROKERS) + " |")
         lines.append("|" + "---|" * (len(BROKERS) + 1))
         lines.extend(cpu_rows)
+    lines.extend(telemetry_section(data))
+    lines.extend(query_section(data))
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if a.out:

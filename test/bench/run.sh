@@ -11,14 +11,19 @@
 # the medians, also written to test/bench/results.md. See README.md.
 # --nice N runs the brokers and the load generator at that nice level (e.g.
 # -10, needs root) so that other work on the machine disturbs them less.
+# Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed.
 #
 # Environment:
 #   BUILD_DIR     build directory (default ./build; configured if missing)
+#   BUILD_JOBS    ninja -j for what it builds (default 2)
 #   LOADGEN       use this load generator binary instead of building one
 #   PULSEGATE     use this pulsegate binary instead of <build>/daemon/pulsegate
+#   STORECHECK    use this pulsegate-storecheck (telemetry: stored points)
+#   QUERYBENCH    use this pulsegate-querybench (scenario query)
 #   MOSQUITTO     mosquitto binary (default: mosquitto on PATH or /usr/sbin)
 #   PG_EXTRA_TOML extra TOML appended to pulsegate's config
 #   BENCH_OUT     where results.md goes (default test/bench/results.md)
+#   BENCH_KEEP_DATA=1  keep pulsegate's data dirs (deleted after each run)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +35,8 @@ quick=0
 nice_level=""
 only_mosquitto=0
 runs=""
-scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle"
+scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle,telemetry_commit,telemetry_relaxed,query"
+jobs=${BUILD_JOBS:-2}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
     echo "scenarios: $scenarios"
@@ -51,10 +57,25 @@ if [[ -z "$runs" ]]; then
     if [[ $quick == 1 ]]; then runs=1; else runs=3; fi
 fi
 if [[ $quick == 1 ]]; then
-    dur=2; lat_dur=2; lat_warm=1
+    dur=2; lat_dur=2; lat_warm=1; tel_dur=5
 else
-    dur=5; lat_dur=5; lat_warm=1
+    dur=5; lat_dur=5; lat_warm=1; tel_dur=10
 fi
+# Telemetry: 1,000 devices, each with at most this many readings
+# unacknowledged (the default in-flight limit of Mosquitto's clients is 20).
+# Longer than the other scenarios: the store checkpoints every 10 s or 1M
+# points, and a run should contain one.
+tel_devices=1000
+tel_window=16
+expanded=""
+IFS=',' read -r -a requested <<< "$scenarios"
+for sc in "${requested[@]}"; do
+    [[ $sc == telemetry ]] && sc=telemetry_commit,telemetry_relaxed
+    expanded+="${expanded:+,}$sc"
+done
+scenarios=$expanded
+want() { [[ ",$scenarios," == *",$1,"* ]]; }
+want_telemetry() { want telemetry_commit || want telemetry_relaxed; }
 
 say() { echo "[bench] $*" >&2; }
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
@@ -80,10 +101,28 @@ if [[ -z "$loadgen" || ( $only_mosquitto == 0 && -z "$pulsegate" ) ]]; then
 fi
 if [[ -z "$loadgen" ]]; then
     say "building the load generator"
-    ninja -C "$build" -j2 test/bench/pulsegate-loadgen >&2 || die "building pulsegate-loadgen failed"
+    ninja -C "$build" -j"$jobs" test/bench/pulsegate-loadgen >&2 || die "building pulsegate-loadgen failed"
     loadgen=$build/test/bench/pulsegate-loadgen
 fi
 [[ -x "$loadgen" ]] || die "no load generator at $loadgen"
+
+# The storage tools (they link only storage/, so they build even when the
+# daemon does not).
+storecheck=${STORECHECK:-}
+querybench=${QUERYBENCH:-}
+build_tool() { # VAR TARGET
+    local target=$2
+    say "building $target"
+    if ninja -C "$build" -j"$jobs" "test/bench/$target" >&2; then
+        printf -v "$1" '%s' "$build/test/bench/$target"
+    else
+        say "WARNING: $target did not build (see the ninja output above)"
+    fi
+}
+if [[ $only_mosquitto == 0 ]]; then
+    if want_telemetry && [[ -z "$storecheck" ]]; then build_tool storecheck pulsegate-storecheck; fi
+    if want query && [[ -z "$querybench" ]]; then build_tool querybench pulsegate-querybench; fi
+fi
 
 pg_status=""
 if [[ $only_mosquitto == 1 ]]; then
@@ -92,7 +131,7 @@ elif [[ -n "$pulsegate" ]]; then
     [[ -x "$pulsegate" ]] || pg_status="PULSEGATE=$pulsegate is not executable"
 else
     say "building the pulsegate daemon"
-    if ninja -C "$build" -j2 daemon/pulsegate >&2; then
+    if ninja -C "$build" -j"$jobs" daemon/pulsegate >&2; then
         pulsegate=$build/daemon/pulsegate
     else
         pg_status="daemon/pulsegate did not build (see the ninja output above)"
@@ -109,16 +148,45 @@ fi
 brokers="mosquitto"
 [[ -z "$pg_status" ]] && brokers="mosquitto pg1 pg2"
 
+# The brokers of one scenario. Mosquitto has no durability setting: it runs
+# once for the two telemetry rows (in telemetry_commit), and report.py
+# compares telemetry_relaxed with that figure.
+brokers_for() {
+    case "$1" in
+        telemetry_relaxed)
+            local b=""
+            want telemetry_commit || b="mosquitto"
+            [[ -z "$pg_status" ]] && b="$b pg1 pg2"
+            echo "$b" ;;
+        query) if [[ $only_mosquitto == 0 ]]; then echo "store"; fi ;;
+        *) echo "$brokers" ;;
+    esac
+}
+
+# Keys of pulsegate's [storage] section for one scenario.
+pg_storage_toml() {
+    case "$1" in
+        telemetry_commit) echo 'durability = "commit"' ;;
+        telemetry_relaxed) echo 'durability = "relaxed"' ;;
+    esac
+}
+
 # ---- brokers ----
 work=$(mktemp -d /tmp/pulsegate-bench.XXXXXX)
 results=$work/results.jsonl
 : > "$results"
 say "work dir (configs, logs, raw results): $work"
 
+# Every broker runs under exitio.py, which records the broker's disk writes
+# over its whole life (shutdown included) in exit_io.json when it exits.
+# broker_pid is the broker's own pid (signals, /proc), wrapper_pid the
+# wrapper's (wait).
 broker_pid=""
+wrapper_pid=""
 broker_log=""
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
+    if [[ -n "$wrapper_pid" ]]; then kill "$wrapper_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -126,13 +194,15 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_broker NAME TAG: starts a fresh broker, sets broker_pid/broker_port/broker_log.
+# start_broker NAME TAG SCENARIO: starts a fresh broker, sets
+# broker_pid/wrapper_pid/broker_port/broker_log.
 start_broker() {
-    local name=$1 tag=$2 dir conf
+    local name=$1 tag=$2 scenario=$3 dir conf
     dir=$work/$tag
     mkdir -p "$dir"
     broker_port=$(free_port)
     broker_log=$dir/broker.log
+    local wrap=(python3 "$here/exitio.py" "$dir/exit_io.json" --)
     case "$name" in
         mosquitto)
             conf=$dir/mosquitto.conf
@@ -148,7 +218,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${wrap[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
             ;;
         pg1|pg2)
             conf=$dir/pulsegate.toml
@@ -166,18 +236,21 @@ listen = "127.0.0.1:$(free_port)"
 allow_anonymous = true
 [storage]
 data_dir = "$dir/data"
+$(pg_storage_toml "$scenario")
 [log]
 level = "warn"
 ${PG_EXTRA_TOML:-}
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${wrap[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
             ;;
     esac
-    broker_pid=$!
+    wrapper_pid=$!
+    broker_pid=""
     local i
     for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$broker_pid" 2>/dev/null; then break; fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null; then return 0; fi
+        if ! kill -0 "$wrapper_pid" 2>/dev/null; then break; fi
+        if [[ -z "$broker_pid" && -s "$dir/exit_io.json.pid" ]]; then broker_pid=$(cat "$dir/exit_io.json.pid"); fi
+        if [[ -n "$broker_pid" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     say "ERROR: broker $name did not start (port $broker_port); its log ($broker_log):"
@@ -187,19 +260,21 @@ EOF
 }
 
 stop_broker() {
-    [[ -n "$broker_pid" ]] || return 0
-    kill -TERM "$broker_pid" 2>/dev/null || true
+    [[ -n "$wrapper_pid" ]] || return 0
+    local target=${broker_pid:-$wrapper_pid}
+    kill -TERM "$target" 2>/dev/null || true
     local i
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$broker_pid" 2>/dev/null || break
+        kill -0 "$wrapper_pid" 2>/dev/null || break
         sleep 0.1
     done
-    if kill -0 "$broker_pid" 2>/dev/null; then
-        say "broker pid $broker_pid ignored SIGTERM for 10 s; killing it"
-        kill -KILL "$broker_pid" 2>/dev/null || true
+    if kill -0 "$wrapper_pid" 2>/dev/null; then
+        say "broker pid $target ignored SIGTERM for 10 s; killing it"
+        kill -KILL "$target" 2>/dev/null || true
     fi
-    wait "$broker_pid" 2>/dev/null || true
+    wait "$wrapper_pid" 2>/dev/null || true
     broker_pid=""
+    wrapper_pid=""
 }
 
 loadgen_args() {
@@ -211,8 +286,55 @@ loadgen_args() {
         fanout) echo "--scenario fanout --subscribers 100 --duration $dur" ;;
         latency) echo "--scenario latency --rate 20000 --warmup $lat_warm --duration $lat_dur" ;;
         idle) echo "--scenario idle --connections 10000 --settle 3" ;;
-        *) die "unknown scenario $1" ;;
+        telemetry_commit|telemetry_relaxed)
+            echo "--scenario telemetry --devices $tel_devices --window $tel_window --duration $tel_dur" ;;
+        query) echo "" ;;
+        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query)" ;;
     esac
+}
+
+# record JSON SCENARIO BROKER RUN STATUS DIR: appends one line to
+# results.jsonl, with what the broker wrote to disk (DIR/exit_io.json) and,
+# after a telemetry run against pulsegate, the points it stored
+# (DIR/storecheck.json).
+record() {
+    python3 - "$@" >> "$results" <<'PY'
+import json, os, sys
+raw, scenario, broker, run, status, d = sys.argv[1:7]
+r = json.loads(raw)
+r.update(scenario_id=scenario, broker=broker, run=int(run), exit_status=int(status))
+def load(name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+io = load("exit_io.json")
+if io and "write_bytes" in io:
+    r["exit_write_bytes"] = io["write_bytes"]
+    r["broker_exit_code"] = io.get("exit_code")
+acked = r.get("points_acked")
+start = r.get("broker_write_bytes_start")
+if acked and start is not None:
+    if "exit_write_bytes" in r:
+        r["written_bytes"] = r["exit_write_bytes"] - start
+        r["bytes_per_point"] = r["written_bytes"] / acked
+    if r.get("broker_write_bytes_end") is not None:
+        r["bytes_per_point_during_run"] = (r["broker_write_bytes_end"] - start) / acked
+try:
+    with open(os.path.join(d, "data_bytes")) as f:
+        r["data_dir_bytes"] = int(f.read())
+except (OSError, ValueError):
+    pass
+sc = load("storecheck.json")
+if sc:
+    r["stored_points"] = sc.get("stored_points")
+    r["stored_series"] = sc.get("series")
+    r["stored_rollup_points"] = sc.get("rollup_points")
+    if acked is not None and sc.get("stored_points") is not None:
+        r["stored_minus_acked"] = sc["stored_points"] - acked
+print(json.dumps(r))
+PY
 }
 
 # ---- runs ----
@@ -221,39 +343,67 @@ IFS=',' read -r -a scenario_list <<< "$scenarios"
 for scenario in "${scenario_list[@]}"; do
     args=$(loadgen_args "$scenario")
     for ((run = 1; run <= runs; run++)); do
-        for b in $brokers; do
+        for b in $(brokers_for "$scenario"); do
             tag=$scenario.$b.$run
             say "$scenario run $run/$runs: $b"
-            if ! start_broker "$b" "$tag"; then
+            mkdir -p "$work/$tag"
+            if [[ $b == store ]]; then
+                if [[ -z "$querybench" ]]; then
+                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"pulsegate-querybench did not build\"}" >> "$results"
+                    continue
+                fi
+                rc=0
+                json=$("${prio[@]}" "$querybench" --dir "$work/$tag" 2> "$work/$tag/querybench.err") || rc=$?
+                if [[ "$json" == "{"* ]]; then
+                    record "$json" "$scenario" "$b" "$run" "$rc" "$work/$tag"
+                    say "  $json"
+                else
+                    say "ERROR: pulsegate-querybench exited with $rc; its stderr:"
+                    sed 's/^/    | /' "$work/$tag/querybench.err" >&2 || true
+                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"querybench failed\"}" >> "$results"
+                fi
+                continue
+            fi
+            if ! start_broker "$b" "$tag" "$scenario"; then
                 echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"broker did not start\"}" >> "$results"
                 continue
             fi
             rc=0
             # shellcheck disable=SC2086
             json=$("${prio[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args 2> "$work/$tag/loadgen.err") || rc=$?
-            if [[ "$json" == "{"* ]]; then
-                echo "$json" | python3 -c '
-import json, sys
-d = json.loads(sys.stdin.read())
-d.update(scenario_id=sys.argv[1], broker=sys.argv[2], run=int(sys.argv[3]), exit_status=int(sys.argv[4]))
-print(json.dumps(d))' "$scenario" "$b" "$run" "$rc" >> "$results"
-                say "  $json"
-            fi
             if [[ $rc != 0 || "$json" != "{"* ]]; then
                 say "ERROR: load generator exited with $rc against $b ($scenario); its stderr:"
                 sed 's/^/    | /' "$work/$tag/loadgen.err" >&2 || true
                 say "  broker log tail ($broker_log):"
                 tail -n 20 "$broker_log" | sed 's/^/    | /' >&2 || true
                 if ! kill -0 "$broker_pid" 2>/dev/null; then say "  (the broker is no longer running)"; fi
-                if [[ "$json" != "{"* ]]; then
-                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"load generator failed\"}" >> "$results"
-                fi
             fi
             if ! kill -0 "$broker_pid" 2>/dev/null; then
                 say "ERROR: broker $b died during $scenario run $run; its log ($broker_log):"
                 tail -n 30 "$broker_log" | sed 's/^/    | /' >&2 || true
             fi
             stop_broker
+            if [[ "$json" != "{"* ]]; then
+                echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"load generator failed\"}" >> "$results"
+                continue
+            fi
+            # Stored points: the daemon has stopped, its data dir is ours.
+            if [[ $scenario == telemetry_* && $b == pg* ]]; then
+                if [[ -z "$storecheck" ]]; then
+                    say "WARNING: no pulsegate-storecheck; stored points not counted"
+                elif ! "$storecheck" --data-dir "$work/$tag/data" > "$work/$tag/storecheck.json" \
+                        2> "$work/$tag/storecheck.err"; then
+                    say "ERROR: pulsegate-storecheck failed on $work/$tag/data; its stderr:"
+                    sed 's/^/    | /' "$work/$tag/storecheck.err" >&2 || true
+                fi
+            fi
+            if [[ -d "$work/$tag/data" ]]; then
+                du -sb "$work/$tag/data" | cut -f1 > "$work/$tag/data_bytes"
+                # Tens of MB per telemetry run: not kept unless asked.
+                [[ ${BENCH_KEEP_DATA:-0} == 1 ]] || rm -rf "$work/$tag/data"
+            fi
+            record "$json" "$scenario" "$b" "$run" "$rc" "$work/$tag"
+            say "  $(tail -n 1 "$results")"
         done
     done
 done
@@ -261,7 +411,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
-    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s)" || echo "full ($runs runs, median; ${dur} s)")$build_note" \
+    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s"))$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
     --mosquitto "$mosq_version" \

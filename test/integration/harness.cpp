@@ -213,7 +213,8 @@ void broker_process::write_config() {
     f << "allow_anonymous = " << (o.allow_anonymous ? "true" : "false") << "\n";
     f << "anonymous_tenant = \"" << o.anonymous_tenant << "\"\n";
     f << "\n[storage]\n";
-    f << "data_dir = \"" << dir_ << "/data\"\n";
+    f << "data_dir = \"" << data_dir() << "\"\n";
+    f << o.storage_toml << "\n";
     f << "\n[log]\n";
     f << "level = \"debug\"\n";
 }

@@ -79,6 +79,8 @@ struct broker_options {
     // pulsegate only (mosquitto 2.0 has no such setting).
     std::optional<std::uint32_t> connect_timeout_ms;
     std::optional<std::uint32_t> sys_interval_s;
+    // pulsegate only: extra `key = value` lines for [storage].
+    std::string storage_toml;
 };
 
 // A broker child process on 127.0.0.1:<free port> with its config, data and
@@ -99,6 +101,8 @@ public:
     // "tcp://127.0.0.1:PORT" for Paho.
     std::string uri() const;
     std::string const& dir() const { return dir_; }
+    // pulsegate: [storage] data_dir.
+    std::string data_dir() const { return dir_ + "/data"; }
 
     // SIGTERM and wait for exit (clean shutdown); returns the exit status.
     int stop();

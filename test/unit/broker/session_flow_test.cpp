@@ -95,7 +95,7 @@ struct client {
 
 // One shard with no thread; connections attached through memory streams.
 struct fixture {
-    detail::core core{make_options(), nullptr, nullptr};
+    detail::core core{make_options(), nullptr, nullptr, nullptr};
     detail::shard* sh = nullptr;
 
     static options make_options() {
