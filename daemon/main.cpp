@@ -15,8 +15,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -173,6 +175,7 @@ int serve(const config_path& path, bool demo) {
     // an early SIGTERM is a clean stop rather than the default action.
     asio::io_context signal_io;
     asio::signal_set signals(signal_io, SIGINT, SIGTERM, SIGHUP);
+    asio::steady_timer stats_timer(signal_io);
 
     // Storage first: the broker restores its durable state from it at start.
     const std::filesystem::path data_dir = cfg.storage.data_dir;
@@ -252,7 +255,10 @@ int serve(const config_path& path, bool demo) {
                 server->join();
                 store->stop(); // commits what is queued; the last acks have nowhere to go
 
-                asio::post(signal_io, [&] { signals.cancel(); });
+                asio::post(signal_io, [&] {
+                    signals.cancel();
+                    stats_timer.cancel();
+                });
             });
         } else {
             spdlog::warn("second stop signal, exiting without waiting signal={}", signal_name(sig));
@@ -262,6 +268,26 @@ int serve(const config_path& path, bool demo) {
         signals.async_wait(on_signal);
     };
     signals.async_wait(on_signal);
+
+    // Storage and ingest counters, logged every minute when they moved.
+    std::function<void()> log_stats;
+    log_stats = [&, last = std::string()]() mutable {
+        stats_timer.expires_after(std::chrono::minutes(1));
+        stats_timer.async_wait([&](const boost::system::error_code& ec) {
+            if (ec || stopping) return;
+            const auto s = store->stats();
+            const auto t = telemetry.stats();
+            auto line = fmt::format(
+                "readings={} points={} rejected_readings={} overloaded={} points_written={} out_of_order={} "
+                "duplicates={} series={} commits={} checkpoints={} storage_full_errors={} map_size={}",
+                t.readings, t.points, t.rejected, t.overloaded, s.points_written, s.points_out_of_order,
+                s.points_duplicate, s.series, s.commits, s.checkpoints, s.storage_full_errors, s.map_size);
+            if (line != last) spdlog::info("storage stats {}", line);
+            last = std::move(line);
+            log_stats();
+        });
+    };
+    log_stats();
     signal_io.run();
     if (stopper.joinable())
         stopper.join();

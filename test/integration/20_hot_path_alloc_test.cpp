@@ -1,5 +1,6 @@
 // The QoS 0 hot path allocates nothing per message in steady state
-// (DESIGN.md, Threads and performance). An in-process broker on loopback, a
+// (DESIGN.md, Threads and performance), with and without telemetry ingest
+// (JSON decoding and the append to storage). An in-process broker on loopback, a
 // raw publisher and a raw subscriber whose loops allocate nothing, and a
 // global operator new that counts: after a warm-up, 20,000 more messages
 // through the broker must cost far fewer than one allocation each (batches
@@ -7,6 +8,8 @@
 
 #include "broker/options.hpp"
 #include "broker/server.hpp"
+#include "daemon/ingest.hpp"
+#include "storage/lmdb_store.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,6 +21,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <new>
 #include <string>
 #include <thread>
@@ -137,4 +141,76 @@ TEST_CASE("steady-state QoS 0 fan-in allocates (almost) nothing per message") {
         srv.stop();
         srv.join();
     }
+}
+
+TEST_CASE("steady-state telemetry ingest (decode + append to storage) allocates (almost) nothing per reading") {
+    namespace fs = std::filesystem;
+    const auto dir = fs::temp_directory_path() / ("pg-hotpath-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    {
+        pulsegate::storage::lmdb_options so;
+        so.dir = dir;
+        so.sync_on_commit = false; // the durability of this test is not the point
+        pulsegate::storage::lmdb_store store(so);
+        pulsegate::daemon::ingest ingest(store, {}, false);
+        store.start();
+
+        pulsegate::broker::options o;
+        o.listen = {"127.0.0.1:0"};
+        o.shards = 2;
+        o.allow_anonymous = true;
+        o.sys_interval = std::chrono::seconds(0);
+        o.max_queued_messages = 100000;
+        pulsegate::broker::server srv(o, nullptr, &ingest);
+        ingest.attach(srv);
+        srv.start();
+        const auto port = srv.local_endpoints().at(0).port();
+
+        char ack[4];
+        int sub = connect_to(port);
+        send_all(sub, connect_packet("sub"));
+        read_exact(sub, ack, 4);
+        // SUBSCRIBE id 1, "d/#" QoS 0 -> SUBACK (5 bytes).
+        send_all(sub, std::string("\x82\x08\x00\x01\x00\x03" "d/#\x00", 10));
+        char suback[5];
+        read_exact(sub, suback, 5);
+        REQUIRE(suback[0] == '\x90');
+
+        int pub = connect_to(port);
+        send_all(pub, connect_packet("dev"));
+        read_exact(pub, ack, 4);
+
+        const std::string topic = "d/dev1/telemetry";
+        const std::string payload = R"({"temp_c":21.5,"hum":40,"door_open":false,"co2":-4.25e2})";
+        std::string one = std::string("\x30", 1) + static_cast<char>(2 + topic.size() + payload.size()) +
+                          static_cast<char>(0) + static_cast<char>(topic.size()) + topic + payload;
+        const std::size_t batch = 500;
+        std::string burst;
+        for (std::size_t i = 0; i < batch; ++i) burst += one;
+        const std::size_t per_round = 20000;
+        std::vector<char> sink(one.size() * batch);
+        auto round = [&] {
+            for (std::size_t sent = 0; sent < per_round; sent += batch) {
+                send_all(pub, burst);
+                read_exact(sub, sink.data(), sink.size());
+            }
+            store.flush();
+        };
+        round();
+        round();
+        const auto before = allocations.load();
+        round();
+        const auto used = allocations.load() - before;
+        MESSAGE("allocations for ", per_round, " readings: ", used);
+        CHECK(used < per_round / 20);
+        CHECK(ingest.stats().readings >= 3 * per_round);
+        CHECK(ingest.stats().rejected == 0);
+
+        ::close(pub);
+        ::close(sub);
+        srv.stop();
+        srv.join();
+        store.stop();
+    }
+    fs::remove_all(dir);
 }
