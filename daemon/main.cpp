@@ -181,7 +181,9 @@ int serve(const config_path& path, bool demo) {
     const std::filesystem::path data_dir = cfg.storage.data_dir;
     if (!data_dir_initialised(data_dir)) {
         spdlog::info("initialising empty data directory dir={}", logfmt_value(data_dir.string()));
-        if (run_init(init_options{data_dir, std::nullopt}, std::cout, std::cerr) != 0) return 1;
+        const int rc = run_init(init_options{data_dir, std::nullopt}, std::cout, std::cerr);
+        std::cout.flush(); // the generated password, before the log lines that follow
+        if (rc != 0) return 1;
     }
     auto lock = storage::state::data_dir_lock::try_acquire(data_dir);
     if (!lock) {

@@ -933,7 +933,9 @@ private:
         }
         double produce_s = seconds(t.stop - t.start);
         double rx_s = std::max(1e-9, seconds(t.end - t.start));
-        auto ratio = [](std::uint64_t a, std::uint64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+        auto ratio = [](std::uint64_t a, std::uint64_t b) {
+            return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0;
+        };
         auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
         double acked_per_s = static_cast<double>(acked_at_stop) / produce_s;
         std::printf("{\"scenario\":\"telemetry\",\"devices\":%d,\"window\":%d,\"qos\":1,\"metrics_per_reading\":%d,"
@@ -1059,7 +1061,8 @@ int main(int argc, char** argv) {
     app.add_option("--devices", s.devices, "telemetry: device connections (QoS 1 JSON readings)")
         ->check(CLI::Range(1, 60000));
     app.add_option("--qos", s.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 1));
-    app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher (or device)")->check(CLI::Range(1, 65535));
+    app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher (or device)")
+        ->check(CLI::Range(1, 65535));
     app.add_option("--payload", s.payload, "payload bytes (>= 20)")->check(CLI::Range(20, 1 << 20));
     app.add_option("--duration", s.duration, "seconds of publishing (latency: after warm-up)");
     app.add_option("--warmup", s.warmup, "latency: seconds before samples count");

@@ -274,7 +274,8 @@ int main(int argc, char** argv) {
     bool keep = false;
     CLI::App app{"pulsegate-querybench: telemetry store fill rate and query times (JSON on stdout)"};
     app.add_option("--dir", dir, "parent of the temporary store (default: the system temp directory)");
-    app.add_option("--fleet-devices", fleet_devices, "fleet fill: devices (4 metrics each)")->check(CLI::Range(1, 100000));
+    app.add_option("--fleet-devices", fleet_devices, "fleet fill: devices (4 metrics each)")
+        ->check(CLI::Range(1, 100000));
     app.add_option("--fleet-readings", fleet_readings, "fleet fill: readings per device")->check(CLI::Range(1, 100000));
     app.add_option("--min-iterations", min_iter, "per query, at least this many runs")->check(CLI::Range(1, 100000));
     app.add_option("--min-seconds", min_s, "per query, at least this long");
