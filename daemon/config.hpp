@@ -68,7 +68,7 @@ struct storage_config {
     std::string data_dir = "./var";
     durability durability_mode = durability::commit;
     std::uint32_t points_per_series = 100000;  // raw ring slots per series
-    std::uint32_t minute_rollup_slots = 10080; // 7 days
+    std::uint32_t minute_rollup_slots = 10140; // 7 days + 1 hour
     std::uint32_t hour_rollup_slots = 8784;    // 366 days
     std::uint64_t max_size_mb = 0;             // LMDB map cap; 0: grow until the disk is full
     std::uint32_t max_metrics_per_reading = 64;

@@ -54,7 +54,7 @@ namespace pulsegate::storage {
 struct lmdb_options {
     std::filesystem::path dir;                  // the environment's directory, created if missing
     std::uint32_t points_per_series = 100000;   // raw ring slots
-    std::uint32_t minute_slots = 10080;         // 7 days of 1-minute rollups
+    std::uint32_t minute_slots = 10140;         // 7 days + 1 hour of 1-minute rollups
     std::uint32_t hour_slots = 8784;            // 366 days of 1-hour rollups
     bool sync_on_commit = true;                 // durability "commit"; false = "relaxed"
     std::chrono::milliseconds relaxed_sync_interval{1000}; // relaxed: fsync at most this late
