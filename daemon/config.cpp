@@ -186,6 +186,7 @@ const std::vector<field>& fields() {
         PG_INT(storage, max_metric_name_length, max_metric_name_length, 1, 1024),
         PG_INT(storage, relaxed_sync_interval_ms, relaxed_sync_interval_ms, 1, 3600000),
         PG_INT(storage, checkpoint_interval_ms, checkpoint_interval_ms, 10, 3600000),
+        PG_INT(storage, checkpoint_points, checkpoint_points, 1024, 1ll << 32),
 
         field{.section = "auth", .key = "allow_anonymous", .type = kind::boolean,
               .set = [](config& c, const value& v) { c.auth.allow_anonymous = std::get<bool>(v); },

@@ -128,6 +128,7 @@ storage::lmdb_options lmdb_options_of(const config& cfg) {
     o.max_map_size = s.max_size_mb << 20;
     if (o.max_map_size != 0) o.initial_map_size = std::min(o.initial_map_size, o.max_map_size);
     o.checkpoint_interval = std::chrono::milliseconds(s.checkpoint_interval_ms);
+    o.checkpoint_points = s.checkpoint_points;
     return o;
 }
 
