@@ -3,6 +3,8 @@
 // Runs $PULSEGATE_BIN in temporary data dirs; no broker is started.
 #include <doctest/doctest.h>
 
+#include "test/temp_dir.hpp"
+
 #include "harness.hpp"
 
 #include <cstdlib>
@@ -33,21 +35,7 @@ std::string pulsegate_bin() {
 #endif
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() /
-               ("pulsegate-admin-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using pulsegate::test::temp_dir;
 
 // Runs `pulsegate ARGS...`; argon2id hashing on a loaded machine can take a
 // while, hence the generous deadline.

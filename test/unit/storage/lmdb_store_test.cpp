@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test/temp_dir.hpp"
+
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -27,27 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class temp_dir {
-public:
-    temp_dir() {
-        static std::atomic<int> n{0};
-        std::random_device rd;
-        path_ = fs::temp_directory_path() / ("pulsegate_lmdb_test_" + std::to_string(::getpid()) + "_" +
-                                              std::to_string(n++) + "_" + std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    const fs::path& path() const { return path_; }
-    fs::path sub(const char* name) const { return path_ / name; }
-
-private:
-    fs::path path_;
-};
+using pulsegate::test::temp_dir;
 
 lmdb_options small_options(const fs::path& dir) {
     lmdb_options o;
@@ -151,7 +133,7 @@ TEST_CASE("the raw ring keeps the newest points in order when it wraps around") 
         CAPTURE(r.points);
         CAPTURE(r.checkpoint_points);
         temp_dir dir;
-        auto o = small_options(dir.path());
+        auto o = small_options(dir.path);
         o.points_per_series = r.cap;
         o.checkpoint_points = r.checkpoint_points;
         o.checkpoint_interval = std::chrono::hours(1);
@@ -207,7 +189,7 @@ TEST_CASE("rollups: min, max, sum, count and last per minute and per hour") {
     for (std::size_t checkpoint_points : {std::size_t{1} << 20, std::size_t{1}, std::size_t{4}}) {
         CAPTURE(checkpoint_points);
         temp_dir dir;
-        auto o = small_options(dir.path());
+        auto o = small_options(dir.path);
         o.checkpoint_points = checkpoint_points;
         o.checkpoint_interval = std::chrono::hours(1);
         auto check = [&](const lmdb_store& s) {
@@ -242,7 +224,7 @@ TEST_CASE("rollups: min, max, sum, count and last per minute and per hour") {
 
 TEST_CASE("downsampling keeps the global minimum and maximum, in time order") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.points_per_series = 20'000;
     lmdb_store s(o);
     s.start();
@@ -274,7 +256,7 @@ TEST_CASE("downsampling keeps the global minimum and maximum, in time order") {
 
 TEST_CASE("the source is the finest ring that covers the range within 20 x max_points") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.points_per_series = 100;
     o.minute_slots = 1000;
     o.hour_slots = 100;
@@ -327,7 +309,7 @@ TEST_CASE("the source is the finest ring that covers the range within 20 x max_p
 
 TEST_CASE("query arguments") {
     temp_dir dir;
-    lmdb_store s(small_options(dir.path()));
+    lmdb_store s(small_options(dir.path));
     s.start();
     add(s, "t1", "dev", "temp", 10, 1);
     s.flush();
@@ -347,7 +329,7 @@ TEST_CASE("query arguments") {
 
 TEST_CASE("series are listed in key order, per tenant and per device") {
     temp_dir dir;
-    lmdb_store s(small_options(dir.path()));
+    lmdb_store s(small_options(dir.path));
     s.start();
     const std::vector<series_key> keys = {
         {"t", "b", "z"}, {"t", "a", "y"}, {"t2", "a", "x"}, {"t", "b", "a"}, {"t", "a\xff", "m"},
@@ -377,7 +359,7 @@ TEST_CASE("series are listed in key order, per tenant and per device") {
 
 TEST_CASE("series ids past 255 and 65535 keep their data across a reopen") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.points_per_series = 4;
     o.minute_slots = 2;
     o.hour_slots = 2;
@@ -415,7 +397,7 @@ TEST_CASE("series ids past 255 and 65535 keep their data across a reopen") {
 
 TEST_CASE("out-of-order points are dropped, duplicates ignored, both counted and committed") {
     temp_dir dir;
-    lmdb_store s(small_options(dir.path()));
+    lmdb_store s(small_options(dir.path));
     recorder rec;
     s.set_commit_handler(rec.handler());
     s.start();
@@ -444,7 +426,7 @@ TEST_CASE("out-of-order points are dropped, duplicates ignored, both counted and
     }
     // The order survives a restart: the newest timestamp is still 31.
     s.stop();
-    lmdb_store again(small_options(dir.path()));
+    lmdb_store again(small_options(dir.path));
     again.start();
     add(again, "t1", "dev", "temp", 31, 0);
     add(again, "t1", "dev", "temp", 25, 0);
@@ -455,7 +437,7 @@ TEST_CASE("out-of-order points are dropped, duplicates ignored, both counted and
 
 TEST_CASE("names with a NUL byte are rejected and counted") {
     temp_dir dir;
-    lmdb_store s(small_options(dir.path()));
+    lmdb_store s(small_options(dir.path));
     s.start();
     const std::string bad("te\0mp", 5);
     const metric_value mv[] = {{bad, 1}, {"ok", 2}};
@@ -469,7 +451,7 @@ TEST_CASE("names with a NUL byte are rejected and counted") {
 
 TEST_CASE("latest values per device, in metric order, across a reopen") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     {
         lmdb_store s(o);
         s.start();
@@ -505,7 +487,7 @@ TEST_CASE("latest values per device, in metric order, across a reopen") {
 
 TEST_CASE("journaled points survive a crash before any checkpoint, exactly once") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.checkpoint_interval = std::chrono::hours(1);
     o.checkpoint_points = 1u << 30;
     o.points_per_series = 50;
@@ -553,7 +535,7 @@ TEST_CASE("journaled points survive a crash before any checkpoint, exactly once"
 
 TEST_CASE("kill -9 while committing and checkpointing loses no committed point and stores none twice") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.checkpoint_points = 40; // checkpoints all the time
     o.checkpoint_interval = std::chrono::milliseconds(5);
     o.checkpoint_series_per_txn = 1; // a kill may fall between the two series' transactions
@@ -622,7 +604,7 @@ TEST_CASE("kill -9 while committing and checkpointing loses no committed point a
 
 TEST_CASE("key/value tables: put, overwrite, erase, scan in key order, across a reopen") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     recorder rec;
     {
         lmdb_store s(o);
@@ -666,7 +648,7 @@ TEST_CASE("key/value tables: put, overwrite, erase, scan in key order, across a 
 
 TEST_CASE("the commit handler sees every operation once, in append order, across transactions") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.max_batch_operations = 7;
     lmdb_store s(o);
     recorder rec;
@@ -700,7 +682,7 @@ TEST_CASE("the commit handler sees every operation once, in append order, across
 
 TEST_CASE("appends beyond max_queued_operations, or after stop(), are refused and counted") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.max_queued_operations = 3;
     lmdb_store s(o);
     recorder rec;
@@ -724,7 +706,7 @@ TEST_CASE("appends beyond max_queued_operations, or after stop(), are refused an
 
 TEST_CASE("a full map refuses whole batches as storage_full and the store keeps working") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.initial_map_size = 256u << 10;
     o.max_map_size = 1u << 20;
     o.sync_on_commit = false; // speed; the map limit is what is tested
@@ -791,7 +773,7 @@ TEST_CASE("a full map refuses whole batches as storage_full and the store keeps 
 
 TEST_CASE("readers see whole commits, in time order, while the writer commits, checkpoints and grows the map") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.initial_map_size = 256u << 10; // grows several times during the test
     o.points_per_series = 5000;
     o.checkpoint_points = 700;
@@ -858,7 +840,7 @@ TEST_CASE("readers see whole commits, in time order, while the writer commits, c
 
 TEST_CASE("relaxed durability: data is written and synced later") {
     temp_dir dir;
-    auto o = small_options(dir.path());
+    auto o = small_options(dir.path);
     o.sync_on_commit = false;
     o.relaxed_sync_interval = std::chrono::milliseconds(10);
     {
@@ -910,7 +892,7 @@ TEST_CASE("copy_to and lmdb_backup make complete copies, journaled points includ
 TEST_CASE("200k points over 1000 series are all queryable") {
     temp_dir dir;
     lmdb_options o;
-    o.dir = dir.path();
+    o.dir = dir.path;
     o.checkpoint_points = 50'000;
     lmdb_store s(o);
     s.start();

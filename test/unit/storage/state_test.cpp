@@ -13,6 +13,8 @@
 #include "storage/state/user_repository.hpp"
 
 #include <doctest/doctest.h>
+
+#include "test/temp_dir.hpp"
 #include <sqlite3.h>
 
 #include <atomic>
@@ -39,22 +41,7 @@ struct doctest::StringMaker<boost::system::result<T, state_error>> {
 
 namespace {
 
-// A fresh directory, removed at the end of the test.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() /
-               ("pulsegate-state-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using pulsegate::test::temp_dir;
 
 std::unique_ptr<database> open_db(const fs::path& file, open_mode mode = open_mode::read_write) {
     auto db = database::open({.file = file, .mode = mode});
