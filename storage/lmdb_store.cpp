@@ -605,6 +605,8 @@ struct lmdb_store::impl {
 
     // ---- startup
     void open_env();
+    void startup_scan(MDB_dbi dbi, const std::function<void(const MDB_val&, const MDB_val&)>& f,
+                      const std::function<void(MDB_txn*)>& after = {});
     void load_series();
     void replay_journal();
     std::uint64_t read_ckpt_seq(MDB_txn* t) const;
@@ -779,16 +781,26 @@ std::uint64_t lmdb_store::impl::read_ckpt_seq(MDB_txn* t) const {
     return get_raw<std::uint64_t>(static_cast<char*>(v.mv_data));
 }
 
-void lmdb_store::impl::load_series() {
+// Startup (no writer yet): `f` for every record of `dbi` in key order, in one
+// read transaction, then `after` with that transaction.
+void lmdb_store::impl::startup_scan(MDB_dbi dbi, const std::function<void(const MDB_val&, const MDB_val&)>& f,
+                                    const std::function<void(MDB_txn*)>& after) {
     txn_handle t;
     if (int rc = t.begin(env_.get(), MDB_RDONLY))
         startup_failure(opts_.dir, "cannot begin a read transaction", rc);
     cursor_handle c;
-    if (int rc = c.open(t.get(), series_by_id_))
+    if (int rc = c.open(t.get(), dbi))
         startup_failure(opts_.dir, "cannot open a cursor", rc);
     MDB_val k, v;
     for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT))
+        f(k, v);
+    if (after)
+        after(t.get());
+}
+
+void lmdb_store::impl::load_series() {
+    startup_scan(series_by_id_, [&](const MDB_val& k, const MDB_val& v) {
         series_header h;
         if (k.mv_size != 4 || get_be32(static_cast<char*>(k.mv_data)) != table_.size() || !decode_header(to_sv(v), h))
             throw std::runtime_error("LMDB store in " + opts_.dir.string() +
@@ -806,23 +818,16 @@ void lmdb_store::impl::load_series() {
         s->pub = h.c;
         by_key_.emplace(std::string_view(s->key), s.get());
         table_.push_back(std::move(s));
-    }
+    }, [&](MDB_txn* t) {
+        // New records must number after every seq a header or the meta names.
+        last_journal_seq_ = std::max(last_journal_seq_, read_ckpt_seq(t));
+    });
     next_id_ = static_cast<std::uint32_t>(table_.size());
     series_count_ = table_.size();
-    // New records must number after every seq a header or the meta names.
-    last_journal_seq_ = std::max(last_journal_seq_, read_ckpt_seq(t.get()));
 }
 
 void lmdb_store::impl::replay_journal() {
-    txn_handle t;
-    if (int rc = t.begin(env_.get(), MDB_RDONLY))
-        startup_failure(opts_.dir, "cannot begin a read transaction", rc);
-    cursor_handle c;
-    if (int rc = c.open(t.get(), journal_))
-        startup_failure(opts_.dir, "cannot open a cursor", rc);
-    MDB_val k, v;
-    for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+    startup_scan(journal_, [&](const MDB_val& k, const MDB_val& v) {
         if (k.mv_size != 8 || v.mv_size % journal_point_bytes != 0)
             throw std::runtime_error("LMDB store in " + opts_.dir.string() +
                                      ": a journal record is damaged: restore a backup");
@@ -846,7 +851,7 @@ void lmdb_store::impl::replay_journal() {
             mark_dirty(s);
         }
         last_journal_seq_ = std::max(last_journal_seq_, seq);
-    }
+    });
 }
 
 // ---- writer ---------------------------------------------------------------

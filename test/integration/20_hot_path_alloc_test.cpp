@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <new>
 #include <string>
 #include <thread>
@@ -83,6 +84,54 @@ std::string connect_packet(const std::string& id) {
     return std::string(1, '\x10') + static_cast<char>(body.size()) + body;
 }
 
+// A subscriber on `filter` and a publisher sending QoS 0 PUBLISHes of
+// `topic` / `payload` (both shorter than 128 bytes in all) in bursts of 500;
+// after two warm-up rounds (pools, buffers and queues reach their sizes),
+// the allocations of one more round of `per_round` messages. `after_round`
+// runs at the end of every round.
+std::uint64_t allocations_per_round(unsigned short port, const std::string& filter, const std::string& topic,
+                                    const std::string& payload, std::size_t per_round,
+                                    const std::function<void()>& after_round = {}) {
+    char ack[4];
+    int sub = connect_to(port);
+    send_all(sub, connect_packet("sub"));
+    read_exact(sub, ack, 4);
+    // SUBSCRIBE id 1, `filter` QoS 0 -> SUBACK (5 bytes).
+    std::string subscribe = std::string("\x82", 1) + static_cast<char>(2 + 2 + filter.size() + 1) +
+                            std::string("\x00\x01\x00", 3) + static_cast<char>(filter.size()) + filter +
+                            std::string(1, '\0');
+    send_all(sub, subscribe);
+    char suback[5];
+    read_exact(sub, suback, 5);
+    REQUIRE(suback[0] == '\x90');
+
+    int pub = connect_to(port);
+    send_all(pub, connect_packet("pub"));
+    read_exact(pub, ack, 4);
+
+    const std::string one = std::string("\x30", 1) + static_cast<char>(2 + topic.size() + payload.size()) +
+                            static_cast<char>(0) + static_cast<char>(topic.size()) + topic + payload;
+    const std::size_t batch = 500;
+    std::string burst;
+    for (std::size_t i = 0; i < batch; ++i) burst += one;
+    std::vector<char> sink(one.size() * batch);
+    auto round = [&] {
+        for (std::size_t sent = 0; sent < per_round; sent += batch) {
+            send_all(pub, burst);
+            read_exact(sub, sink.data(), sink.size());
+        }
+        if (after_round) after_round();
+    };
+    round();
+    round();
+    const auto before = allocations.load();
+    round();
+    const auto used = allocations.load() - before;
+    ::close(pub);
+    ::close(sub);
+    return used;
+}
+
 } // namespace
 
 TEST_CASE("steady-state QoS 0 fan-in allocates (almost) nothing per message") {
@@ -97,47 +146,11 @@ TEST_CASE("steady-state QoS 0 fan-in allocates (almost) nothing per message") {
         pulsegate::broker::server srv(o);
         srv.start();
         const auto port = srv.local_endpoints().at(0).port();
-
-        char ack[4];
-        int sub = connect_to(port);
-        send_all(sub, connect_packet("sub"));
-        read_exact(sub, ack, 4);
-        // SUBSCRIBE id 1, "t/#" QoS 0 -> SUBACK (5 bytes).
-        send_all(sub, std::string("\x82\x08\x00\x01\x00\x03t/#\x00", 10));
-        char suback[5];
-        read_exact(sub, suback, 5);
-        REQUIRE(suback[0] == '\x90');
-
-        int pub = connect_to(port);
-        send_all(pub, connect_packet("pub"));
-        read_exact(pub, ack, 4);
-
-        // One PUBLISH: topic "t/x", 100-byte payload -> 2 + 2 + 3 + 100 bytes.
-        const std::string payload(100, 'p');
-        std::string one = std::string("\x30", 1) + static_cast<char>(2 + 3 + 100) +
-                          std::string("\x00\x03t/x", 5) + payload;
-        const std::size_t batch = 500;
-        std::string burst;
-        for (std::size_t i = 0; i < batch; ++i) burst += one;
+        // topic "t/x", 100-byte payload
         const std::size_t per_round = 20000;
-        std::vector<char> sink(one.size() * batch);
-
-        auto round = [&] {
-            for (std::size_t sent = 0; sent < per_round; sent += batch) {
-                send_all(pub, burst);
-                read_exact(sub, sink.data(), sink.size());
-            }
-        };
-        round(); // warm-up: pools, buffers and queues reach their sizes
-        round();
-        const auto before = allocations.load();
-        round();
-        const auto used = allocations.load() - before;
+        const auto used = allocations_per_round(port, "t/#", "t/x", std::string(100, 'p'), per_round);
         MESSAGE("allocations for ", per_round, " messages with ", shards, " shard(s): ", used);
         CHECK(used < per_round / 20);
-
-        ::close(pub);
-        ::close(sub);
         srv.stop();
         srv.join();
     }
@@ -165,49 +178,15 @@ TEST_CASE("steady-state telemetry ingest (decode + append to storage) allocates 
         ingest.attach(srv);
         srv.start();
         const auto port = srv.local_endpoints().at(0).port();
-
-        char ack[4];
-        int sub = connect_to(port);
-        send_all(sub, connect_packet("sub"));
-        read_exact(sub, ack, 4);
-        // SUBSCRIBE id 1, "d/#" QoS 0 -> SUBACK (5 bytes).
-        send_all(sub, std::string("\x82\x08\x00\x01\x00\x03" "d/#\x00", 10));
-        char suback[5];
-        read_exact(sub, suback, 5);
-        REQUIRE(suback[0] == '\x90');
-
-        int pub = connect_to(port);
-        send_all(pub, connect_packet("dev"));
-        read_exact(pub, ack, 4);
-
-        const std::string topic = "d/dev1/telemetry";
-        const std::string payload = R"({"temp_c":21.5,"hum":40,"door_open":false,"co2":-4.25e2})";
-        std::string one = std::string("\x30", 1) + static_cast<char>(2 + topic.size() + payload.size()) +
-                          static_cast<char>(0) + static_cast<char>(topic.size()) + topic + payload;
-        const std::size_t batch = 500;
-        std::string burst;
-        for (std::size_t i = 0; i < batch; ++i) burst += one;
         const std::size_t per_round = 20000;
-        std::vector<char> sink(one.size() * batch);
-        auto round = [&] {
-            for (std::size_t sent = 0; sent < per_round; sent += batch) {
-                send_all(pub, burst);
-                read_exact(sub, sink.data(), sink.size());
-            }
-            store.flush();
-        };
-        round();
-        round();
-        const auto before = allocations.load();
-        round();
-        const auto used = allocations.load() - before;
+        const auto used =
+            allocations_per_round(port, "d/#", "d/dev1/telemetry",
+                                  R"({"temp_c":21.5,"hum":40,"door_open":false,"co2":-4.25e2})", per_round,
+                                  [&] { store.flush(); });
         MESSAGE("allocations for ", per_round, " readings: ", used);
         CHECK(used < per_round / 20);
         CHECK(ingest.stats().readings >= 3 * per_round);
         CHECK(ingest.stats().rejected == 0);
-
-        ::close(pub);
-        ::close(sub);
         srv.stop();
         srv.join();
         store.stop();
