@@ -5,6 +5,7 @@
 
 #include "broker/protocol/packet.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,16 +31,32 @@ struct connect_info {
     std::string_view remote_address;
 };
 
-// Called on a shard thread: implementations answer from memory (a cache) and
-// never block on disk or network.
+// The identity, or the reason code to refuse the connection with
+// (bad_user_name_or_password, not_authorized, banned, ...).
+using auth_result = std::variant<client_identity, protocol::reason_code>;
+
+// How a deferred authentication reports back: complete() exactly once, from
+// any thread. The broker resumes the CONNECT on its shard; a connection that
+// is gone by then ignores the answer.
+class auth_completion {
+public:
+    virtual ~auth_completion() = default;
+    virtual void complete(auth_result r) = 0;
+};
+
+// Called on a shard thread, which must never block on disk, network or an
+// expensive hash (argon2): an implementation answers at once from memory (a
+// cache, anonymous rules) or returns nullopt and later calls done->complete
+// from a worker. A CONNECT whose answer does not come within the connect
+// timeout is refused (0x88 server unavailable).
 class authenticator {
 public:
     virtual ~authenticator() = default;
 
-    // The identity, or the reason code to refuse the connection with
-    // (bad_user_name_or_password, not_authorized, banned, ...).
-    virtual std::variant<client_identity, protocol::reason_code>
-    authenticate(const connect_info& info) = 0;
+    // `info`'s views are valid only during the call: a deferred answer must
+    // copy what it needs.
+    virtual std::optional<auth_result> authenticate(const connect_info& info,
+                                                    std::shared_ptr<auth_completion> done) = 0;
 
     // Topics and filters are in the client's own namespace (before mounting).
     virtual bool may_publish(const client_identity& who, std::string_view topic) = 0;

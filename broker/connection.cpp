@@ -182,6 +182,36 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
     }
 }
 
+namespace {
+
+// A deferred authentication: the answer is posted to the shard, which wakes
+// the CONNECT coroutine by cancelling the timer it waits on (whose expiry is
+// the connect timeout).
+struct pending_auth final : auth_completion, std::enable_shared_from_this<pending_auth> {
+    explicit pending_auth(asio::io_context& ioc) : timer(ioc) {}
+    void complete(auth_result r) override {
+        asio::post(timer.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
+            self->result = std::move(r);
+            self->timer.cancel();
+        });
+    }
+    asio::steady_timer timer;
+    std::optional<auth_result> result;
+};
+
+} // namespace
+
+asio::awaitable<std::optional<auth_result>> connection::async_authenticate(const p::connect& c) {
+    auto pending = std::make_shared<pending_auth>(shard_.ioc);
+    const connect_info info{c.client_id, c.username, c.password, c.version, remote_};
+    if (auto now = shard_.owner.auth->authenticate(info, pending)) co_return now;
+    pending->timer.expires_at(opened_at_ + shard_.opts.connect_timeout);
+    // An answer posted before this wait starts still finds it: the post runs
+    // after this coroutine suspends (same thread).
+    co_await pending->timer.async_wait(token);
+    co_return std::move(pending->result);
+}
+
 asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
     const auto& o = shard_.opts;
     core& owner = shard_.owner;
@@ -213,13 +243,16 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
 
     client_identity who;
     if (owner.auth != nullptr) {
-        connect_info info{c.client_id, c.username, c.password, c.version, remote_};
-        auto r = owner.auth->authenticate(info);
-        if (auto* rc = std::get_if<reason_code>(&r)) {
+        auto r = co_await async_authenticate(c);
+        if (!r) {
+            refuse(reason_code::server_unavailable, "authentication did not answer in time");
+            co_return false;
+        }
+        if (auto* rc = std::get_if<reason_code>(&*r)) {
             refuse(*rc, "authentication failed");
             co_return false;
         }
-        who = std::get<client_identity>(std::move(r));
+        who = std::get<client_identity>(std::move(*r));
     } else if (!o.allow_anonymous) {
         refuse(reason_code::not_authorized, "anonymous access is disabled ([auth] allow_anonymous)");
         co_return false;

@@ -140,6 +140,8 @@ private:
     void start_reading();
     void on_read(boost::system::error_code ec, std::size_t n);
     asio::awaitable<bool> async_handle_connect(protocol::connect c);
+    // The authenticator's answer, or nullopt if it did not come in time.
+    asio::awaitable<std::optional<auth_result>> async_authenticate(const protocol::connect& c);
     void handle(const protocol::packet& p);
     void handle_publish(const protocol::publish& p);
     void handle_ack(const protocol::ack& a);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <deque>
+#include <thread>
 
 using namespace pulsegate::broker;
 namespace p = pulsegate::broker::protocol;
@@ -122,6 +123,23 @@ struct fixture {
     void run_ready() {
         sh->ioc.restart();
         sh->ioc.poll();
+    }
+
+    // A connection whose CONNECT (with credentials) is sent but not checked.
+    client& open(const std::string& id, std::string_view user, std::string_view password) {
+        auto peer = std::make_shared<memory_peer>();
+        auto st = std::make_unique<memory_stream>(sh->ioc, peer);
+        auto& ref = clients_.emplace_back(client{peer, st.get()});
+        core.connection_count.fetch_add(1);
+        auto c = std::make_shared<detail::connection>(*sh, std::move(st), core.next_id.fetch_add(1));
+        asio::co_spawn(sh->ioc, [c]() { return c->run(); }, asio::detached);
+        p::connect pk;
+        pk.version = p::protocol_version::v5;
+        pk.client_id = id;
+        pk.username = user;
+        pk.password = password;
+        ref.stream->feed(encode(pk));
+        return ref;
     }
 
     client& connect(const std::string& id, std::uint16_t receive_max = 65535) {
@@ -329,4 +347,70 @@ TEST_CASE("exceeding the broker's Receive Maximum ends the connection with 0x93"
     REQUIRE(!got.empty());
     REQUIRE(std::holds_alternative<p::disconnect>(got.back()));
     CHECK(std::get<p::disconnect>(got.back()).code == p::reason_code::receive_maximum_exceeded);
+}
+
+namespace {
+
+// Answers like an identity service would: at once, or from a worker thread
+// after "hashing" (the shard must not wait for it).
+struct deferring_authenticator final : authenticator {
+    bool defer = true;
+    std::vector<std::thread> workers;
+    ~deferring_authenticator() override {
+        for (auto& t : workers) t.join();
+    }
+    std::optional<auth_result> authenticate(const connect_info& info, std::shared_ptr<auth_completion> done) override {
+        auto answer = [user = std::string(info.username.value_or("")),
+                       ok = info.password.value_or("") == "secret"]() -> auth_result {
+            if (!ok) return p::reason_code::bad_user_name_or_password;
+            return client_identity{"acme", user, false};
+        };
+        if (!defer) return answer();
+        workers.emplace_back([done, answer] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            done->complete(answer());
+        });
+        return std::nullopt;
+    }
+    bool may_publish(const client_identity&, std::string_view) override { return true; }
+    bool may_subscribe(const client_identity&, std::string_view) override { return true; }
+};
+
+// Polls the shard until the client got a packet (or 5 s passed).
+std::vector<p::packet> await_packets(fixture& f, client& c) {
+    for (int i = 0; i < 500; ++i) {
+        auto got = f.packets(c);
+        if (!got.empty()) return got;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return {};
+}
+
+} // namespace
+
+TEST_CASE("a deferred authentication resumes the CONNECT on its shard; a refusal answers CONNACK 0x86") {
+    for (bool defer : {true, false}) {
+        CAPTURE(defer);
+        fixture f;
+        deferring_authenticator auth;
+        auth.defer = defer;
+        f.core.auth = &auth;
+
+        auto& good = f.open("dev-1", "acme/dev-1", "secret");
+        auto got = await_packets(f, good);
+        REQUIRE(got.size() == 1);
+        REQUIRE(std::holds_alternative<p::connack>(got[0]));
+        CHECK(std::get<p::connack>(got[0]).code == p::reason_code::success);
+        REQUIRE(f.sh->sessions.size() == 1);
+        const auto& s = *f.sh->sessions.begin()->second;
+        CHECK(s.identity.tenant == "acme");
+        CHECK(s.mount == "t/acme/");
+
+        auto& bad = f.open("dev-2", "acme/dev-2", "wrong");
+        got = await_packets(f, bad);
+        REQUIRE(got.size() == 1);
+        REQUIRE(std::holds_alternative<p::connack>(got[0]));
+        CHECK(std::get<p::connack>(got[0]).code == p::reason_code::bad_user_name_or_password);
+        CHECK(f.sh->sessions.size() == 1);
+    }
 }
