@@ -418,6 +418,9 @@ struct core {
     void remove_shared(std::string group_key, std::string filter, std::uint64_t session_id);
 
     void publish_sys(); // on shard 0
+    // The shards' counters added up (any thread; retained from shard 0's
+    // housekeeping count).
+    sys_stats counters_snapshot() const;
     sys_loads loads;
     clock::time_point last_sys = clock::now();
 };

@@ -486,10 +486,8 @@ void core::remove_shared(std::string group_key, std::string filter, std::uint64_
     });
 }
 
-void core::publish_sys() {
+sys_stats core::counters_snapshot() const {
     const auto now = clock::now();
-    const double elapsed = std::chrono::duration<double>(now - last_sys).count();
-    last_sys = now;
     sys_stats st;
     st.version = PULSEGATE_VERSION;
     st.uptime_seconds = static_cast<std::uint64_t>(
@@ -512,6 +510,18 @@ void core::publish_sys() {
         st.bytes_sent += get(c.bytes_sent);
         st.sockets += get(c.connections_total);
     }
+    st.connections = st.sockets;
+    // Every shard holds every retained message: shard 0's count is the count.
+    if (!shards.empty()) st.retained_messages = shards[0]->counters.retained.load(std::memory_order_relaxed);
+    return st;
+}
+
+void core::publish_sys() {
+    const auto now = clock::now();
+    const double elapsed = std::chrono::duration<double>(now - last_sys).count();
+    last_sys = now;
+    sys_stats st = counters_snapshot();
+    st.retained_messages = 0;
     shard& s0 = *shards[0];
     for (const auto& [name, m] : s0.retained) {
         if (m->payload.empty()) continue;
@@ -519,7 +529,6 @@ void core::publish_sys() {
         st.stored_bytes += m->payload.size();
     }
     st.stored_messages = st.retained_messages;
-    st.connections = st.sockets;
     loads.update(st, elapsed);
     render_sys_topics(st, loads, [&](std::string_view topic, std::string_view payload) {
         auto m = make_message();
@@ -719,6 +728,8 @@ void server::release_hold(std::shared_ptr<void> token, bool ok) {
     auto& c = impl_->core;
     c.shards.at(t->origin_shard)->release_external(std::move(t));
 }
+
+sys_stats server::stats() const { return impl_->core.counters_snapshot(); }
 
 unsigned server::shard_count() const noexcept {
     const unsigned n = impl_->core.opts.shards;

@@ -9,6 +9,7 @@
 // safe.
 
 #include "broker/options.hpp"
+#include "broker/sys_topics.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -55,6 +56,10 @@ public:
     // any thread. `ok` false: what the hold waited for failed, and the v5
     // publisher gets 0x97 (quota exceeded) instead of success.
     void release_hold(std::shared_ptr<void> token, bool ok);
+
+    // Counters of every shard (connections, messages, bytes, ...), as in
+    // $SYS; any thread.
+    sys_stats stats() const;
 
     // Shards (threads), fixed at construction.
     unsigned shard_count() const noexcept;

@@ -249,9 +249,24 @@ CREATE INDEX audit_log_actor ON audit_log(actor, id);
 CREATE INDEX rejected_events_tenant ON rejected_events(tenant, id);
 )sql";
 
+// Identity: an API token (pgt_<public id>_<secret>) is found by the public
+// id it carries, which also names it in the REST API; devices show when they
+// were last seen; web sessions expire when idle as well as at an absolute
+// time, and remember the address they were opened from. public_id is
+// nullable only because ADD COLUMN cannot add NOT NULL without a default;
+// every token row is written with one.
+constexpr const char* schema_v3 = R"sql(
+ALTER TABLE api_tokens ADD COLUMN public_id TEXT;
+CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);
+ALTER TABLE devices ADD COLUMN last_seen_at INTEGER;
+ALTER TABLE web_sessions ADD COLUMN idle_expires_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE web_sessions ADD COLUMN remote_addr TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array all = {
     migration{1, "initial schema", schema_v1},
     migration{2, "users.last_login_at; audit log and rejected events indexes", schema_v2},
+    migration{3, "api_tokens.public_id, devices.last_seen_at, web session idle expiry and address", schema_v3},
 };
 
 } // namespace
