@@ -16,10 +16,14 @@ namespace pulsegate::broker {
 // Who a connected client is. Decided once at CONNECT and fixed for the
 // connection. A non-empty tenant mounts the client in `t/{tenant}/`: every
 // topic and filter it names is inside that tree.
+enum class client_kind : unsigned char { anonymous, device, integrator, operator_ };
+
 struct client_identity {
     std::string tenant;    // empty: operator / unmounted, sees internal names
     std::string principal; // user name, "{tenant}/{device}", or "anonymous"
     bool anonymous = true;
+    client_kind kind = client_kind::anonymous;
+    std::string device; // kind == device: its id
 };
 
 // What CONNECT presented, for the authenticator.

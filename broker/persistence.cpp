@@ -6,7 +6,7 @@
 //   session:  v, protocol version, anonymous, expiry u32, last_seen_ms i64
 //             (0: was online), tenant, principal, mount, count u32, then per
 //             subscription: filter, qos, flags (no_local | rap << 1), retain
-//             handling, subscription id u32.
+//             handling, subscription id u32; then client kind, device.
 //   queued:   v, qos, retain flag, message qos, message retain, released,
 //             packet id u16, expires_ms i64 (0: never), topic, payload,
 //             forwarded props, count u32, subscription ids u32...
@@ -136,6 +136,8 @@ void shard::persist_session(session& s, const ticket_ptr& t) {
         w.num(o.retain_handling);
         w.num(o.subscription_id);
     }
+    w.num(static_cast<std::uint8_t>(s.identity.kind));
+    w.str(s.identity.device);
     st->put(durable_table::sessions, s.store_key, record_scratch_, take_hold(t));
     s.stored = true;
 }
@@ -251,7 +253,10 @@ void core::restore(state_store& st) {
         const bool anonymous = r.num<std::uint8_t>() != 0;
         const auto expiry = r.num<std::uint32_t>();
         const auto last_seen = r.num<std::int64_t>();
-        client_identity who{std::string(r.str()), std::string(r.str()), anonymous};
+        client_identity who;
+        who.tenant.assign(r.str());
+        who.principal.assign(r.str());
+        who.anonymous = anonymous;
         const auto mount = r.str();
         const auto count = r.num<std::uint32_t>();
         const auto cut = key.find('\0');
@@ -275,7 +280,9 @@ void core::restore(state_store& st) {
             o.subscription_id = r.num<std::uint32_t>();
             s->subscriptions.emplace(std::move(filter), o);
         }
-        if (!r.ok()) {
+        s->identity.kind = static_cast<client_kind>(r.num<std::uint8_t>());
+        s->identity.device.assign(r.str());
+        if (!r.ok() || s->identity.kind > client_kind::operator_) {
             ++skipped;
             return;
         }

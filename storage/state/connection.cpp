@@ -54,7 +54,9 @@ statement& statement::bind(int i, std::string_view v) {
     const auto n = v.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())
                        ? std::numeric_limits<int>::max()
                        : static_cast<int>(v.size());
-    note_bind(sqlite3_bind_text(stmt_, i, v.data(), n, SQLITE_TRANSIENT));
+    // A default-constructed view has a null data(): SQLite would bind NULL,
+    // not the empty string.
+    note_bind(sqlite3_bind_text(stmt_, i, v.data() != nullptr ? v.data() : "", n, SQLITE_TRANSIENT));
     return *this;
 }
 
