@@ -8,6 +8,7 @@
 #include "daemon/admin.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ingest.hpp"
+#include "daemon/observability.hpp"
 #include "daemon/log.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/state/data_dir_lock.hpp"
@@ -137,9 +138,10 @@ storage::lmdb_options lmdb_options_of(const config& cfg) {
 // every time in the counters and to v5 publishers as 0x97).
 class commit_reporter {
 public:
-    explicit commit_reporter(broker::server& server) : server_(server) {}
+    commit_reporter(broker::server& server, std::atomic<bool>& storage_ok) : server_(server), ok_(storage_ok) {}
     void operator()(std::shared_ptr<void> token, storage::commit_status status) {
         const bool ok = status == storage::commit_status::committed;
+        ok_.store(ok, std::memory_order_relaxed);
         if (!ok) {
             const auto now = std::chrono::steady_clock::now();
             if (now - last_full_log_ >= std::chrono::minutes(1)) {
@@ -153,6 +155,7 @@ public:
 
 private:
     broker::server& server_;
+    std::atomic<bool>& ok_;
     std::chrono::steady_clock::time_point last_full_log_{};
 };
 
@@ -210,11 +213,12 @@ int serve(const config_path& path, bool demo) {
                  to_string(cfg.storage.durability_mode));
 
     std::unique_ptr<broker::server> server;
+    std::atomic<bool> storage_ok{true};
     try {
         server = std::make_unique<broker::server>(to_broker_options(cfg), nullptr, &telemetry, &broker_state);
         telemetry.attach(*server);
         broker_state.attach(*server);
-        store->set_commit_handler(commit_reporter(*server));
+        store->set_commit_handler(commit_reporter(*server, storage_ok));
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {
@@ -237,6 +241,18 @@ int serve(const config_path& path, bool demo) {
     for (const auto& ep : server->local_endpoints())
         spdlog::info("listening proto=mqtt addr={}", format_endpoint(ep));
 
+    observability http(*server, *store, telemetry, storage_ok, cfg.http.listen);
+    try {
+        http.start();
+    } catch (const std::exception& e) {
+        spdlog::error("cannot listen for HTTP: {} — set [http] listen or PULSEGATE_HTTP_LISTEN", e.what());
+        server->stop();
+        server->join();
+        store->stop();
+        return 1;
+    }
+    spdlog::info("listening proto=http addr={}", http.address());
+
     // stop() and join() run on their own thread so that a second SIGINT or
     // SIGTERM still gets through while a stop hangs: it exits at once.
     bool stopping = false;
@@ -254,6 +270,7 @@ int serve(const config_path& path, bool demo) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));
             stopper = std::thread([&] {
+                http.stop();
                 server->stop();
                 server->join();
                 store->stop(); // commits what is queued; the last acks have nowhere to go

@@ -209,6 +209,7 @@ void broker_process::write_config() {
     if (o.max_connections) f << "max_connections = " << *o.max_connections << "\n";
     if (o.connect_timeout_ms) f << "connect_timeout_ms = " << *o.connect_timeout_ms << "\n";
     if (o.sys_interval_s) f << "sys_interval_s = " << *o.sys_interval_s << "\n";
+    f << "\n[http]\nlisten = \"127.0.0.1:0\"\n";
     f << "\n[auth]\n";
     f << "allow_anonymous = " << (o.allow_anonymous ? "true" : "false") << "\n";
     f << "anonymous_tenant = \"" << o.anonymous_tenant << "\"\n";

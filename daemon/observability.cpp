@@ -1,0 +1,111 @@
+#include "daemon/observability.hpp"
+
+#include "broker/server.hpp"
+#include "daemon/ingest.hpp"
+#include "storage/lmdb_store.hpp"
+#include "webui/builtin_routes.hpp"
+
+#include <functional>
+
+namespace pulsegate::daemon {
+
+observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
+                             const std::atomic<bool>& storage_ok, std::string listen) {
+    using stats_of = std::function<double(const broker::sys_stats&)>;
+    auto broker_series = [&](const char* name, const char* help, bool counter, stats_of field) {
+        auto read = [&server, field] { return field(server.stats()); };
+        series_.push_back(counter ? metrics_.add_callback_counter(name, help, read)
+                                  : metrics_.add_callback_gauge(name, help, read));
+    };
+    broker_series("pulsegate_mqtt_clients_connected", "MQTT clients connected now", false,
+                  [](const auto& s) { return double(s.clients_connected); });
+    broker_series("pulsegate_mqtt_sessions_offline", "Persistent sessions without a connection", false,
+                  [](const auto& s) { return double(s.clients_disconnected); });
+    broker_series("pulsegate_mqtt_subscriptions", "Subscriptions (session, filter)", false,
+                  [](const auto& s) { return double(s.subscriptions); });
+    broker_series("pulsegate_mqtt_retained_messages", "Retained messages", false,
+                  [](const auto& s) { return double(s.retained_messages); });
+    broker_series("pulsegate_mqtt_connections_total", "Network connections accepted", true,
+                  [](const auto& s) { return double(s.sockets); });
+    broker_series("pulsegate_mqtt_packets_received_total", "MQTT packets received", true,
+                  [](const auto& s) { return double(s.messages_received); });
+    broker_series("pulsegate_mqtt_packets_sent_total", "MQTT packets sent", true,
+                  [](const auto& s) { return double(s.messages_sent); });
+    broker_series("pulsegate_mqtt_publish_received_total", "PUBLISH packets received", true,
+                  [](const auto& s) { return double(s.publish_messages_received); });
+    broker_series("pulsegate_mqtt_publish_sent_total", "PUBLISH packets sent", true,
+                  [](const auto& s) { return double(s.publish_messages_sent); });
+    broker_series("pulsegate_mqtt_publish_dropped_total", "Messages not delivered (queue full, expired, too large)",
+                  true, [](const auto& s) { return double(s.publish_messages_dropped); });
+    broker_series("pulsegate_mqtt_bytes_received_total", "Bytes received from MQTT clients", true,
+                  [](const auto& s) { return double(s.bytes_received); });
+    broker_series("pulsegate_mqtt_bytes_sent_total", "Bytes sent to MQTT clients", true,
+                  [](const auto& s) { return double(s.bytes_sent); });
+
+    using store_field = std::function<double(const storage::lmdb_stats&)>;
+    auto storage_series = [&](const char* name, const char* help, bool counter, store_field field) {
+        auto read = [&store, field] { return field(store.stats()); };
+        series_.push_back(counter ? metrics_.add_callback_counter(name, help, read)
+                                  : metrics_.add_callback_gauge(name, help, read));
+    };
+    storage_series("pulsegate_storage_points_written_total", "Telemetry points stored", true,
+                   [](const auto& s) { return double(s.points_written); });
+    storage_series("pulsegate_storage_points_out_of_order_total", "Points older than their series' newest, dropped",
+                   true, [](const auto& s) { return double(s.points_out_of_order); });
+    storage_series("pulsegate_storage_points_duplicate_total", "Points with their series' newest timestamp, ignored",
+                   true, [](const auto& s) { return double(s.points_duplicate); });
+    storage_series("pulsegate_storage_commits_total", "LMDB write transactions committed", true,
+                   [](const auto& s) { return double(s.commits); });
+    storage_series("pulsegate_storage_checkpoints_total", "Journal checkpoints into the rings", true,
+                   [](const auto& s) { return double(s.checkpoints); });
+    storage_series("pulsegate_storage_full_errors_total", "Batches refused because the map or disk was full", true,
+                   [](const auto& s) { return double(s.storage_full_errors); });
+    storage_series("pulsegate_storage_series", "Telemetry series", false,
+                   [](const auto& s) { return double(s.series); });
+    storage_series("pulsegate_storage_map_size_bytes", "LMDB map size", false,
+                   [](const auto& s) { return double(s.map_size); });
+    storage_series("pulsegate_storage_queued_operations", "Operations waiting for the writer", false,
+                   [](const auto& s) { return double(s.queued_operations); });
+
+    auto ingest_series = [&](const char* name, const char* help, std::function<double(const ingest_stats&)> field) {
+        series_.push_back(
+            metrics_.add_callback_counter(name, help, [&telemetry, field] { return field(telemetry.stats()); }));
+    };
+    ingest_series("pulsegate_ingest_readings_total", "Telemetry readings accepted",
+                  [](const auto& s) { return double(s.readings); });
+    ingest_series("pulsegate_ingest_rejected_total", "Telemetry readings refused as invalid (v5 0x99)",
+                  [](const auto& s) { return double(s.rejected); });
+    ingest_series("pulsegate_ingest_overloaded_total", "Telemetry readings refused: storage writer behind (0x97)",
+                  [](const auto& s) { return double(s.overloaded); });
+
+    readiness_.add("storage", [&storage_ok] {
+        return storage_ok.load(std::memory_order_relaxed)
+                   ? webui::check_result::ok()
+                   : webui::check_result::failing("the last commit failed: storage full ([storage] max_size_mb or "
+                                                  "the disk)");
+    });
+    readiness_.add("mqtt", [&server] {
+        return server.local_endpoints().empty() ? webui::check_result::failing("no MQTT listener")
+                                                : webui::check_result::ok();
+    });
+    webui::register_builtin_routes(router_, metrics_, readiness_);
+    webui::http_server_options o;
+    o.listen = std::move(listen);
+    http_ = std::make_unique<webui::http_server>(router_, metrics_, std::move(o));
+}
+
+observability::~observability() { stop(); }
+
+void observability::start() { http_->start(); }
+
+void observability::stop() {
+    if (http_) http_->stop();
+}
+
+std::string observability::address() const {
+    const auto ep = http_->local_endpoint();
+    return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
+           std::to_string(ep.port());
+}
+
+} // namespace pulsegate::daemon
