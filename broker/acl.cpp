@@ -25,11 +25,12 @@ std::string_view command_target(std::string_view topic) {
 
 bool acl::may_publish(const client_identity& who, std::string_view topic) const {
     switch (who.kind) {
-    case client_kind::device: {
-        const std::string own = "d/" + who.device;
-        if (who.device.empty() || !at_or_below(topic, own) || topic.size() == own.size()) return false;
+    case client_kind::device:
+        // Strictly below "d/{device}" (no string built: this runs per publish).
+        if (who.device.empty() || !topic.starts_with("d/") ||
+            !at_or_below(topic.substr(2), who.device) || topic.size() == 2 + who.device.size())
+            return false;
         break;
-    }
     case client_kind::integrator: {
         const auto target = command_target(topic);
         // A command for one device: no wildcard can appear in a topic name.

@@ -24,6 +24,10 @@ struct client_identity {
     bool anonymous = true;
     client_kind kind = client_kind::anonymous;
     std::string device; // kind == device: its id
+    // Which credential let it in, when several may share a principal (an
+    // integrator's API token id), so that revoking one disconnects only its
+    // clients. Not persisted: a resumed session authenticates again.
+    std::string credential;
 };
 
 // What CONNECT presented, for the authenticator.
@@ -65,6 +69,13 @@ public:
     // Topics and filters are in the client's own namespace (before mounting).
     virtual bool may_publish(const client_identity& who, std::string_view topic) = 0;
     virtual bool may_subscribe(const client_identity& who, std::string_view filter) = 0;
+
+    // Told of every publish, will or subscription the broker refused a
+    // client as not authorised (by may_* or by its own `$` rules), with the
+    // topic or filter the client wrote. On a shard thread: must not block.
+    virtual void denied(const client_identity& who, std::string_view topic_or_filter, bool subscribe) {
+        (void)who, (void)topic_or_filter, (void)subscribe;
+    }
 };
 
 } // namespace pulsegate::broker

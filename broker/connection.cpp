@@ -284,6 +284,7 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
         }
         if ((!mount.empty() && w.topic.starts_with('$')) || w.topic.starts_with("$SYS") ||
             (owner.auth != nullptr && !owner.auth->may_publish(who, w.topic))) {
+            if (owner.auth != nullptr) owner.auth->denied(who, w.topic, false);
             refuse(reason_code::not_authorized, "will topic not allowed");
             co_return false;
         }
@@ -558,6 +559,7 @@ void connection::handle_publish(const p::publish& pub) {
     const bool allowed = !topic.starts_with("$SYS") && !(!s.mount.empty() && topic.starts_with('$')) &&
                          (shard_.owner.auth == nullptr || shard_.owner.auth->may_publish(s.identity, topic));
     if (!allowed) {
+        if (shard_.owner.auth != nullptr) shard_.owner.auth->denied(s.identity, topic, false);
         refuse(topic, reason_code::not_authorized);
         answer_refused(pub, reason_code::not_authorized);
         return;
@@ -719,6 +721,7 @@ void connection::handle_subscribe(const p::subscribe& sub) {
         } else if ((!s.mount.empty() && inner.starts_with('$')) ||
                    (owner.auth != nullptr && !owner.auth->may_subscribe(s.identity, e.filter))) {
             code = reason_code::not_authorized;
+            if (owner.auth != nullptr) owner.auth->denied(s.identity, e.filter, true);
             refuse(e.filter, code);
         } else {
             subscription_options so;
@@ -787,6 +790,10 @@ void connection::handle_disconnect(const p::disconnect& d) {
     begin_closing();
     detach_session(will);
     start_write();
+}
+
+const client_identity* connection::identity() const noexcept {
+    return session_ && !closing_ ? &session_->identity : nullptr;
 }
 
 void connection::close(reason_code why, std::string_view reason, bool publish_will) {

@@ -134,6 +134,8 @@ public:
     void resume_reading();
 
     const std::string& remote_address() const noexcept { return remote_; }
+    // The connected client's identity; null before CONNACK and once closed.
+    const client_identity* identity() const noexcept;
 
 private:
     asio::awaitable<bool> async_connect_phase();

@@ -729,6 +729,21 @@ void server::release_hold(std::shared_ptr<void> token, bool ok) {
     c.shards.at(t->origin_shard)->release_external(std::move(t));
 }
 
+void server::disconnect_if(std::function<bool(const client_identity&)> match, std::string reason) {
+    auto shared = std::make_shared<const std::function<bool(const client_identity&)>>(std::move(match));
+    auto why = std::make_shared<const std::string>(std::move(reason));
+    for (auto& sh : impl_->core.shards) {
+        boost::asio::post(sh->ioc, [s = sh.get(), shared, why] {
+            // close() detaches the session but leaves the connection in the
+            // map until it has written its DISCONNECT: collect first.
+            std::vector<detail::connection*> doomed;
+            for (auto& [id, c] : s->connections)
+                if (const auto* who = c->identity(); who != nullptr && (*shared)(*who)) doomed.push_back(c);
+            for (auto* c : doomed) c->close(protocol::reason_code::administrative_action, *why);
+        });
+    }
+}
+
 sys_stats server::stats() const { return impl_->core.counters_snapshot(); }
 
 unsigned server::shard_count() const noexcept {

@@ -15,11 +15,13 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace pulsegate::broker {
 
 class authenticator;
+struct client_identity;
 class publish_observer;
 class state_store;
 
@@ -56,6 +58,14 @@ public:
     // any thread. `ok` false: what the hold waited for failed, and the v5
     // publisher gets 0x97 (quota exceeded) instead of success.
     void release_hold(std::shared_ptr<void> token, bool ok);
+
+    // Disconnects every connected client whose identity `match` selects
+    // (v5: DISCONNECT 0x98 administrative action with `reason`), e.g. the
+    // clients of a device whose secret was rotated. Their wills are sent and
+    // their sessions stay, as for any disconnect. Any thread; returns at
+    // once (each shard acts on its own thread). `match` runs on the shard
+    // threads, possibly concurrently.
+    void disconnect_if(std::function<bool(const client_identity&)> match, std::string reason);
 
     // Counters of every shard (connections, messages, bytes, ...), as in
     // $SYS; any thread.

@@ -39,6 +39,7 @@ namespace json = boost::json;
 namespace st = storage::state;
 
 constexpr const char* state_file = "state.db";
+constexpr const char* key_file = "secret.key";
 constexpr const char* telemetry_dir = "telemetry";
 constexpr const char* manifest_file = "manifest.json";
 constexpr std::string_view backup_format = "pulsegate-backup";
@@ -376,6 +377,15 @@ int run_backup(const fs::path& data_dir, const fs::path& dest, std::ostream& out
         return fail(why);
     }
 
+    // The server key: device secrets, API tokens and sessions are stored as
+    // digests keyed with it, so a backup without it restores none of them.
+    if (fs::is_regular_file(data_dir / key_file, ec)) {
+        fs::copy_file(data_dir / key_file, dest / key_file, ec);
+        if (!ec) fs::permissions(dest / key_file, fs::perms::owner_read | fs::perms::owner_write,
+                                 fs::perm_options::replace, ec);
+        if (ec) return fail("copy of " + (data_dir / key_file).string() + " failed: " + ec.message());
+    }
+
     const auto created_at = utc_time(std::time(nullptr), false);
     const auto db_bytes = tree_size(dest / state_file);
     const auto tele_bytes = tree_size(tele_dest);
@@ -462,6 +472,9 @@ int run_restore(const fs::path& data_dir, const fs::path& src, std::ostream& out
         fs::copy_file(src / state_file, staging / state_file, ec);
     if (!ec)
         fs::copy(tele_src, staging / telemetry_dir, fs::copy_options::recursive, ec);
+    const bool has_key = fs::is_regular_file(src / key_file, ec);
+    if (!ec && has_key)
+        fs::copy_file(src / key_file, staging / key_file, ec);
     if (!ec && (!sync_path(staging / state_file, false) || !sync_path(staging, true)))
         ec = std::make_error_code(std::errc::io_error);
     if (ec) {
@@ -474,7 +487,7 @@ int run_restore(const fs::path& data_dir, const fs::path& src, std::ostream& out
 
     // Move the current state aside (never deleted).
     std::vector<std::string> current;
-    for (const char* name : {"state.db", "state.db-wal", "state.db-shm", "state.db-journal", "telemetry"})
+    for (const char* name : {"state.db", "state.db-wal", "state.db-shm", "state.db-journal", "telemetry", key_file})
         if (fs::exists(data_dir / name, ec))
             current.emplace_back(name);
     fs::path aside;
@@ -513,10 +526,13 @@ int run_restore(const fs::path& data_dir, const fs::path& src, std::ostream& out
     fs::rename(staging / state_file, data_dir / state_file, ec);
     if (!ec)
         fs::rename(staging / telemetry_dir, data_dir / telemetry_dir, ec);
+    if (!ec && has_key)
+        fs::rename(staging / key_file, data_dir / key_file, ec);
     if (ec) {
         std::error_code ignore;
         fs::remove(data_dir / state_file, ignore);
         fs::remove_all(data_dir / telemetry_dir, ignore);
+        fs::remove(data_dir / key_file, ignore);
         move_back();
         err << "pulsegate: restore: cannot put the backup in place in " << data_dir.string() << ": " << ec.message()
             << "; the previous state was put back\n";

@@ -401,12 +401,48 @@ std::string known_sections() {
     return out;
 }
 
+acl_entry parse_acl_entry(const toml::node& node, std::string_view where) {
+    const auto* t = node.as_table();
+    if (!t) throw config_error(fmt::format("{}: expected a table", where));
+    acl_entry e;
+    auto text = [&](std::string_view key, std::string& out, std::initializer_list<std::string_view> allowed) {
+        const auto* v = t->get(key);
+        if (!v || !v->is_string() || v->as_string()->get().empty())
+            throw config_error(fmt::format("{} {}: required, a non-empty string", where, key));
+        out = v->as_string()->get();
+        if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), out) == allowed.end()) {
+            std::string list;
+            for (auto a : allowed) list += (list.empty() ? "\"" : ", \"") + std::string(a) + "\"";
+            throw config_error(fmt::format("{} {}: expected one of {}, got \"{}\"", where, key, list, out));
+        }
+    };
+    for (const auto& [k, v] : *t) {
+        (void)v;
+        const auto key = k.str();
+        if (key != "who" && key != "action" && key != "topic" && key != "permission")
+            throw config_error(fmt::format("{} {}: unknown key (known keys: who, action, topic, permission)", where, key));
+    }
+    text("who", e.who, {});
+    text("action", e.action, {"publish", "subscribe", "both"});
+    text("topic", e.topic, {});
+    text("permission", e.permission, {"allow", "deny"});
+    return e;
+}
+
 void apply_file(config& cfg, const toml::table& root, std::string_view source) {
     for (const auto& [k, node] : root) {
         std::string_view name = k.str();
         bool known = std::find(std::begin(sections), std::end(sections), name) != std::end(sections);
         if (!known) {
-            if (node.is_array_of_tables() && (name == "bridge" || name == "acl"))
+            if (name == "acl") {
+                const auto* entries = node.as_array();
+                if (!entries || !node.is_array_of_tables())
+                    throw config_error(fmt::format("{}: acl: expected [[acl]] tables", source));
+                for (std::size_t i = 0; i < entries->size(); ++i)
+                    cfg.acl.push_back(parse_acl_entry(*entries->get(i), fmt::format("{}: [[acl]] #{}", source, i + 1)));
+                continue;
+            }
+            if (node.is_array_of_tables() && name == "bridge")
                 throw config_error(fmt::format(
                     "{}: [[{}]]: not supported yet (arrives with a later issue); remove it", source, name));
             if (node.is_table())
@@ -529,6 +565,9 @@ std::string to_toml(const config& cfg) {
         }
         out += fmt::format("{} = {}\n", f.key, to_toml_value(f.get(cfg)));
     }
+    for (const auto& e : cfg.acl)
+        out += fmt::format("\n[[acl]]\nwho = {}\naction = {}\ntopic = {}\npermission = {}\n", quote(e.who),
+                           quote(e.action), quote(e.topic), quote(e.permission));
     return out;
 }
 

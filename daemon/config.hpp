@@ -15,8 +15,9 @@
 // It is a startup error: the daemon prints it and exits 1 (or, on reload,
 // logs it and keeps the old configuration).
 //
-// [[bridge]] and [[acl]] (DESIGN.md) are not supported yet; a file that uses
-// them is refused rather than silently half-applied.
+// [[acl]] entries are static ACL rules (checked after the identity rules).
+// [[bridge]] (DESIGN.md) is not supported yet; a file that uses it is
+// refused rather than silently half-applied.
 
 #include "broker/options.hpp"
 
@@ -109,6 +110,18 @@ struct log_config {
     friend bool operator==(const log_config&, const log_config&) = default;
 };
 
+// One [[acl]] entry: who = "anonymous" | "*" | "{tenant}/{device}" (an MQTT
+// user name), action = "publish" | "subscribe" | "both", topic = a filter in
+// the client's own namespace, permission = "allow" | "deny".
+struct acl_entry {
+    std::string who;
+    std::string action;
+    std::string topic;
+    std::string permission;
+
+    friend bool operator==(const acl_entry&, const acl_entry&) = default;
+};
+
 struct config {
     mqtt_config mqtt;
     http_config http;
@@ -116,6 +129,7 @@ struct config {
     auth_config auth;
     delivery_config delivery;
     log_config log;
+    std::vector<acl_entry> acl; // in file order; the first match decides
 
     friend bool operator==(const config&, const config&) = default;
 };

@@ -8,10 +8,12 @@
 #include "daemon/admin.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ingest.hpp"
+#include "daemon/mqtt_identity.hpp"
 #include "daemon/observability.hpp"
 #include "daemon/log.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/state/data_dir_lock.hpp"
+#include "storage/state/database.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -96,11 +98,12 @@ int check_config(const config_path& path) {
 
 // SIGHUP: re-read the same file and apply what can change at run time; on
 // any error keep running with the old configuration.
-void reload(config& running, const config_path& path, broker::server& server) {
+void reload(config& running, const config_path& path, broker::server& server, mqtt_identity& identity) {
     spdlog::info("reloading config={}", describe_path(path));
     try {
         auto next = load_config(path, process_env);
         server.reload(to_broker_options(next));
+        identity.set_anonymous(next.auth.allow_anonymous, next.auth.anonymous_tenant);
         apply_log_config(next.log);
         for (const auto& key : restart_only_changes(running, next))
             spdlog::warn("changed setting takes effect only after a restart key={}", logfmt_value(key));
@@ -209,13 +212,36 @@ int serve(const config_path& path, bool demo) {
                                               .max_payload = cfg.mqtt.max_packet_size},
                      durable);
     durable_broker_state broker_state(*store, durable);
+    auto db = storage::state::database::open({.file = data_dir / "state.db"});
+    if (!db) {
+        spdlog::error("{} — check [storage] data_dir and its permissions", db.error().message);
+        return 1;
+    }
+    // Device secrets, API tokens and session ids are stored as digests keyed
+    // with it: losing it invalidates every one of them (backup keeps it).
+    auto key = engine::load_or_create_server_key(data_dir / "secret.key");
+    if (!key) {
+        spdlog::error("{}", key.error().message);
+        return 1;
+    }
     spdlog::info("storage opened dir={} durability={}", logfmt_value(data_dir.string()),
                  to_string(cfg.storage.durability_mode));
+    mqtt_identity_options identity_opts;
+    identity_opts.allow_anonymous = cfg.auth.allow_anonymous;
+    identity_opts.anonymous_tenant = cfg.auth.anonymous_tenant;
+    for (const auto& e : cfg.acl)
+        identity_opts.acl.push_back(broker::acl_rule{.who = e.who,
+                                                     .publish = e.action != "subscribe",
+                                                     .subscribe = e.action != "publish",
+                                                     .topic = e.topic,
+                                                     .allow = e.permission == "allow"});
+    mqtt_identity identity(**db, *key, std::move(identity_opts));
 
     std::unique_ptr<broker::server> server;
     std::atomic<bool> storage_ok{true};
     try {
-        server = std::make_unique<broker::server>(to_broker_options(cfg), nullptr, &telemetry, &broker_state);
+        server = std::make_unique<broker::server>(to_broker_options(cfg), &identity, &telemetry, &broker_state);
+        identity.attach(*server);
         telemetry.attach(*server);
         broker_state.attach(*server);
         store->set_commit_handler(commit_reporter(*server, storage_ok));
@@ -241,7 +267,8 @@ int serve(const config_path& path, bool demo) {
     for (const auto& ep : server->local_endpoints())
         spdlog::info("listening proto=mqtt addr={}", format_endpoint(ep));
 
-    observability http(*server, *store, telemetry, storage_ok, cfg.http.listen);
+    observability http(*server, *store, telemetry, storage_ok, **db, *key, identity,
+                       http_options{.listen = cfg.http.listen});
     try {
         http.start();
     } catch (const std::exception& e) {
@@ -265,7 +292,7 @@ int serve(const config_path& path, bool demo) {
             if (stopping)
                 spdlog::info("ignoring SIGHUP while stopping");
             else
-                reload(cfg, path, *server);
+                reload(cfg, path, *server, identity);
         } else if (!stopping) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));
@@ -273,6 +300,7 @@ int serve(const config_path& path, bool demo) {
                 http.stop();
                 server->stop();
                 server->join();
+                identity.stop();
                 store->stop(); // commits what is queued; the last acks have nowhere to go
 
                 asio::post(signal_io, [&] {

@@ -2,6 +2,8 @@
 
 #include "broker/server.hpp"
 #include "daemon/ingest.hpp"
+#include "daemon/mqtt_identity.hpp"
+#include "webui/api.hpp"
 #include "storage/lmdb_store.hpp"
 #include "webui/builtin_routes.hpp"
 
@@ -10,7 +12,8 @@
 namespace pulsegate::daemon {
 
 observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
-                             const std::atomic<bool>& storage_ok, std::string listen) {
+                             const std::atomic<bool>& storage_ok, storage::state::database& db,
+                             const engine::server_key& key, mqtt_identity& identity, http_options opts) {
     using stats_of = std::function<double(const broker::sys_stats&)>;
     auto broker_series = [&](const char* name, const char* help, bool counter, stats_of field) {
         auto read = [&server, field] { return field(server.stats()); };
@@ -78,6 +81,30 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     ingest_series("pulsegate_ingest_overloaded_total", "Telemetry readings refused: storage writer behind (0x97)",
                   [](const auto& s) { return double(s.overloaded); });
 
+    using identity_field = std::function<double(const mqtt_identity_stats&)>;
+    auto identity_series = [&](const char* name, const char* help, bool counter, identity_field field) {
+        auto read = [&identity, field] { return field(identity.stats()); };
+        series_.push_back(counter ? metrics_.add_callback_counter(name, help, read)
+                                  : metrics_.add_callback_gauge(name, help, read));
+    };
+    identity_series("pulsegate_mqtt_connects_allowed_total", "CONNECTs authenticated", true,
+                    [](const auto& s) { return double(s.connects_allowed); });
+    identity_series("pulsegate_mqtt_connects_refused_total", "CONNECTs refused: bad or disabled credentials", true,
+                    [](const auto& s) { return double(s.connects_refused); });
+    identity_series("pulsegate_mqtt_connects_busy_total", "CONNECTs refused: too many credential checks waiting",
+                    true, [](const auto& s) { return double(s.connects_busy); });
+    identity_series("pulsegate_mqtt_publishes_denied_total", "Publishes and wills refused by the ACL (0x87)", true,
+                    [](const auto& s) { return double(s.publishes_denied); });
+    identity_series("pulsegate_mqtt_subscribes_denied_total", "Subscriptions refused by the ACL (0x87)", true,
+                    [](const auto& s) { return double(s.subscribes_denied); });
+    identity_series("pulsegate_mqtt_rejections_unrecorded_total",
+                    "Rejections counted but not written to the rejected-events table", true,
+                    [](const auto& s) { return double(s.rejections_dropped); });
+    identity_series("pulsegate_auth_cache_hits_total", "Credential checks answered from the cache", true,
+                    [](const auto& s) { return double(s.cache.hits + s.cache.negative_hits); });
+    identity_series("pulsegate_auth_cache_misses_total", "Credential checks that went to the database", true,
+                    [](const auto& s) { return double(s.cache.misses); });
+
     readiness_.add("storage", [&storage_ok] {
         return storage_ok.load(std::memory_order_relaxed)
                    ? webui::check_result::ok()
@@ -89,8 +116,15 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
                                                 : webui::check_result::ok();
     });
     webui::register_builtin_routes(router_, metrics_, readiness_);
+    auth_ = std::make_unique<webui::auth>(db, key, opts.auth);
+    auth_->add_routes(router_);
+    const webui::api_services services{.db = &db, .telemetry = &store, .key = &key, .hooks = &identity};
+    webui::add_device_routes(router_, *auth_, services);
+    webui::add_token_routes(router_, *auth_, services);
+    webui::add_operator_routes(router_, *auth_, services);
     webui::http_server_options o;
-    o.listen = std::move(listen);
+    o.listen = std::move(opts.listen);
+    o.threads = opts.threads;
     http_ = std::make_unique<webui::http_server>(router_, metrics_, std::move(o));
 }
 

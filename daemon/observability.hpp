@@ -1,9 +1,11 @@
 #pragma once
-// The daemon's HTTP listener ([http] listen) as far as it goes today:
-// /healthz, /readyz (storage writable), /metrics (broker, ingest and storage
-// counters in Prometheus format) and /api/v1/openapi.json. The REST
-// resources (devices, auth, tokens, ...) join the same router with issue 4.
+// The daemon's HTTP listener ([http] listen): /healthz, /readyz (storage
+// writable, MQTT listening), /metrics (broker, identity, ingest and storage
+// counters in Prometheus format), /api/v1/openapi.json, and the REST API
+// (auth, devices, telemetry, tokens, operator routes).
 
+#include "engine/identity.hpp"
+#include "webui/auth.hpp"
 #include "webui/http_server.hpp"
 #include "webui/metrics.hpp"
 #include "webui/readiness.hpp"
@@ -19,18 +21,31 @@ class server;
 }
 namespace pulsegate::storage {
 class lmdb_store;
+namespace state {
+class database;
+}
 }
 
 namespace pulsegate::daemon {
 
 class ingest;
+class mqtt_identity;
+
+struct http_options {
+    std::string listen = "127.0.0.1:8080";
+    unsigned threads = 2;
+    webui::auth_options auth{};
+};
 
 class observability {
 public:
     // `storage_ok` is kept by the commit reporter: false while the last
     // commit failed (storage full).
+    // Everything passed must outlive this; `identity` tells MQTT about
+    // identity changes made through the API.
     observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
-                  const std::atomic<bool>& storage_ok, std::string listen);
+                  const std::atomic<bool>& storage_ok, storage::state::database& db, const engine::server_key& key,
+                  mqtt_identity& identity, http_options opts);
     ~observability();
 
     // Binds [http] listen; throws (naming the address) when it cannot.
@@ -42,6 +57,7 @@ private:
     webui::metrics metrics_;
     webui::readiness readiness_;
     webui::router router_;
+    std::unique_ptr<webui::auth> auth_;
     std::vector<webui::callback_registration> series_;
     std::unique_ptr<webui::http_server> http_;
 };

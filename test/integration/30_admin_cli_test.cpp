@@ -320,6 +320,13 @@ TEST_CASE("backup is online: a serving daemon's database and telemetry are copie
     auto rr = run_pulsegate({"restore", dest.string(), "--data-dir", restored.string()});
     CHECK_MESSAGE(*rr.exit_code == 0, rr.output);
     CHECK(fs::is_regular_file(restored / "telemetry" / "data.mdb"));
+    // The server key that device secrets and tokens are digested with goes
+    // along, unchanged and private.
+    REQUIRE(fs::is_regular_file(fs::path(b.data_dir()) / "secret.key"));
+    CHECK(read_file(dest / "secret.key") == read_file(fs::path(b.data_dir()) / "secret.key"));
+    CHECK(read_file(restored / "secret.key") == read_file(fs::path(b.data_dir()) / "secret.key"));
+    CHECK((fs::status(dest / "secret.key").permissions() & (fs::perms::group_all | fs::perms::others_all)) ==
+          fs::perms::none);
 
     // A backup that lost its telemetry is incomplete.
     fs::remove(dest / "telemetry" / "data.mdb");

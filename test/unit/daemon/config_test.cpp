@@ -260,7 +260,11 @@ TEST_CASE("unknown sections and keys are errors") {
     CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") ==
           "pulsegate.toml: [[bridge]]: not supported yet (arrives with a later issue); remove it");
     CHECK(error_of("[[acl]]\nwho = \"*\"\n") ==
-          "pulsegate.toml: [[acl]]: not supported yet (arrives with a later issue); remove it");
+          "pulsegate.toml: [[acl]] #1 action: required, a non-empty string");
+    CHECK(error_of("[[acl]]\nwho = \"*\"\naction = \"read\"\ntopic = \"a\"\npermission = \"deny\"\n") ==
+          "pulsegate.toml: [[acl]] #1 action: expected one of \"publish\", \"subscribe\", \"both\", got \"read\"");
+    CHECK(error_of("[[acl]]\nwho = \"*\"\naction = \"both\"\ntopic = \"a\"\npermission = \"deny\"\nx = 1\n") ==
+          "pulsegate.toml: [[acl]] #1 x: unknown key (known keys: who, action, topic, permission)");
 }
 
 TEST_CASE("syntax errors carry the line and column") {
@@ -358,4 +362,15 @@ TEST_CASE("restart_only_changes") {
     b.mqtt.listen = {"127.0.0.1:1"};
     b.storage.durability_mode = durability::relaxed;
     CHECK(restart_only_changes(a, b) == std::vector<std::string>{"[mqtt] listen", "[storage] durability"});
+}
+
+TEST_CASE("[[acl]] entries are read in order and survive to_toml") {
+    const auto cfg = parse_config("[[acl]]\nwho = \"anonymous\"\naction = \"subscribe\"\ntopic = \"test/nosubscribe\"\n"
+                                  "permission = \"deny\"\n[[acl]]\nwho = \"*\"\naction = \"both\"\ntopic = \"#\"\n"
+                                  "permission = \"allow\"\n",
+                                  "pulsegate.toml", no_env);
+    REQUIRE(cfg.acl.size() == 2);
+    CHECK(cfg.acl[0] == acl_entry{"anonymous", "subscribe", "test/nosubscribe", "deny"});
+    CHECK(cfg.acl[1] == acl_entry{"*", "both", "#", "allow"});
+    CHECK(parse_config(to_toml(cfg), "again", no_env) == cfg);
 }
