@@ -223,7 +223,7 @@ private:
 // ---- series state ---------------------------------------------------------
 
 // One rollup bucket; `slot` is the ring slot it got when it opened.
-struct bucket {
+struct rollup_bucket {
     std::int64_t start = 0;
     double min = 0;
     double max = 0;
@@ -233,7 +233,7 @@ struct bucket {
     std::uint32_t slot = 0;
 };
 
-void encode_row(char* p, const bucket& b) {
+void encode_row(char* p, const rollup_bucket& b) {
     put_raw(p, b.start);
     put_raw(p + 8, b.min);
     put_raw(p + 16, b.max);
@@ -241,8 +241,8 @@ void encode_row(char* p, const bucket& b) {
     put_raw(p + 32, b.count);
     put_raw(p + 40, b.last);
 }
-bucket decode_row(const char* p) {
-    bucket b;
+rollup_bucket decode_row(const char* p) {
+    rollup_bucket b;
     b.start = get_raw<std::int64_t>(p);
     b.min = get_raw<double>(p + 8);
     b.max = get_raw<double>(p + 16);
@@ -262,8 +262,8 @@ struct series_cursor {
     double last_value = 0;
     std::uint64_t minute_total = 0; // buckets ever opened (next slot = total % size)
     std::uint64_t hour_total = 0;
-    bucket minute;
-    bucket hour;
+    rollup_bucket minute;
+    rollup_bucket hour;
 };
 
 struct pending_point {
@@ -292,7 +292,7 @@ struct series_state {
     // under the shared one (and by the writer without it).
     series_cursor pub;
     std::vector<pending_point> pending;  // committed, not checkpointed; seq order
-    std::vector<bucket> closed[2];       // closed since the last checkpoint; time order
+    std::vector<rollup_bucket> closed[2]; // closed since the last checkpoint; time order
 };
 
 // series_by_id value.
@@ -363,7 +363,7 @@ enum class accept_result { accepted, out_of_order, duplicate };
 // Rolls one point into the open bucket of one resolution; a bucket that
 // closes goes to `closed`. Points arrive in strictly increasing time.
 template <class Closed>
-void roll(bool& has, bucket& b, std::uint64_t& total, std::uint32_t cap, std::int64_t width, std::int64_t ts,
+void roll(bool& has, rollup_bucket& b, std::uint64_t& total, std::uint32_t cap, std::int64_t width, std::int64_t ts,
           double v, Closed&& closed) {
     const std::int64_t start = floor_to(ts, width);
     if (has && b.start == start) {
@@ -376,7 +376,7 @@ void roll(bool& has, bucket& b, std::uint64_t& total, std::uint32_t cap, std::in
     }
     if (has)
         closed(b);
-    b = bucket{start, v, v, v, 1, v, static_cast<std::uint32_t>(total % cap)};
+    b = rollup_bucket{start, v, v, v, 1, v, static_cast<std::uint32_t>(total % cap)};
     ++total;
     has = true;
 }
@@ -396,9 +396,9 @@ accept_result accept(series_state& s, std::int64_t ts, double v, Closed&& closed
     w.last_ts = ts;
     w.last_value = v;
     roll(w.has_minute, w.minute, w.minute_total, s.minute_cap, minute_ms, ts, v,
-         [&](const bucket& b) { closed(k_minute, b); });
+         [&](const rollup_bucket& b) { closed(k_minute, b); });
     roll(w.has_hour, w.hour, w.hour_total, s.hour_cap, hour_ms, ts, v,
-         [&](const bucket& b) { closed(k_hour, b); });
+         [&](const rollup_bucket& b) { closed(k_hour, b); });
     return accept_result::accepted;
 }
 
@@ -575,7 +575,7 @@ struct lmdb_store::impl {
     struct closed_bucket {
         series_state* s;
         std::uint8_t kind;
-        bucket b;
+        rollup_bucket b;
     };
     struct undo_entry {
         series_state* s;
@@ -625,7 +625,7 @@ struct lmdb_store::impl {
     bool checkpoint();
     int write_checkpoint(std::size_t begin, std::size_t n, std::uint64_t upto, bool finish);
     int write_raw(MDB_txn* t, const series_state& s);
-    int put_row(MDB_txn* t, std::uint8_t kind, std::uint32_t id, const bucket& b);
+    int put_row(MDB_txn* t, std::uint8_t kind, std::uint32_t id, const rollup_bucket& b);
     void maybe_sync(bool force);
     int begin_write(txn_handle& t);
     bool grow_map();
@@ -638,6 +638,8 @@ struct lmdb_store::impl {
     bool read_header(MDB_txn* t, std::uint32_t id, series_header& h) const;
     void copy_memory(std::uint32_t id, std::uint64_t ckpt, const series_query* q, std::uint32_t raw_cap,
                      memory_copy& m) const;
+    template <class Sink>
+    sys::error_code read_range(const series_query& q, Sink& sink) const;
 };
 
 // ---- readers' scope -------------------------------------------------------
@@ -683,7 +685,7 @@ struct lmdb_store::impl::memory_copy {
     std::optional<std::int64_t> pending_oldest; // oldest of them still in the ring's window
     std::size_t pending_in_range = 0;
     std::vector<point> pending_points; // those in range, when at most the read limit
-    std::vector<bucket> rows[2];       // closed + open buckets, time order
+    std::vector<rollup_bucket> rows[2]; // closed + open buckets, time order
 };
 
 // ---- startup --------------------------------------------------------------
@@ -842,7 +844,7 @@ void lmdb_store::impl::replay_journal() {
             if (seq <= s->ckpt_seq)
                 continue; // in its rings already (a checkpoint stopped half way)
             const auto r = accept(*s, get_raw<std::int64_t>(p + 4), get_raw<double>(p + 12),
-                                  [&](std::uint8_t kind, const bucket& b) { s->closed[kind].push_back(b); });
+                                  [&](std::uint8_t kind, const rollup_bucket& b) { s->closed[kind].push_back(b); });
             if (r != accept_result::accepted)
                 continue; // journaled points were accepted once; same state, same answer
             s->pending.push_back({seq, s->w.last_ts, s->w.last_value});
@@ -955,7 +957,7 @@ int lmdb_store::impl::apply_reading(MDB_txn* t, const op_batch& b, const queued_
             return rc;
         }
         switch (accept(*s, o.ts, qm.value,
-                       [&](std::uint8_t kind, const bucket& bk) { closed_.push_back({s, kind, bk}); })) {
+                       [&](std::uint8_t kind, const rollup_bucket& bk) { closed_.push_back({s, kind, bk}); })) {
         case accept_result::accepted:
             acc_.push_back({s, o.ts, qm.value});
             break;
@@ -1126,7 +1128,7 @@ void lmdb_store::impl::process(op_batch& b) {
     }
 }
 
-int lmdb_store::impl::put_row(MDB_txn* t, std::uint8_t kind, std::uint32_t id, const bucket& b) {
+int lmdb_store::impl::put_row(MDB_txn* t, std::uint8_t kind, std::uint32_t id, const rollup_bucket& b) {
     key8 k(id, b.slot);
     MDB_val kv = k.val();
     char buf[row_bytes];
@@ -1187,7 +1189,7 @@ int lmdb_store::impl::write_checkpoint(std::size_t begin, std::size_t n, std::ui
         if ((rc = write_raw(t.get(), *s)))
             return rc;
         for (std::uint8_t kind : {k_minute, k_hour}) {
-            for (const bucket& b : s->closed[kind])
+            for (const rollup_bucket& b : s->closed[kind])
                 if ((rc = put_row(t.get(), kind, s->id, b)))
                     return rc;
             const bool open = kind == k_minute ? s->w.has_minute : s->w.has_hour;
@@ -1427,7 +1429,7 @@ private:
 class rollup_view {
 public:
     rollup_view(MDB_txn* t, MDB_dbi d, std::uint32_t id, std::uint32_t cap, std::uint64_t total,
-                const std::vector<bucket>& mem, std::int64_t width)
+                const std::vector<rollup_bucket>& mem, std::int64_t width)
         : t_(t), d_(d), id_(id), cap_(cap), width_(width), mem_(mem) {
         const std::uint64_t r = std::min<std::uint64_t>(total, cap);
         base_ = total - r;
@@ -1442,7 +1444,7 @@ public:
     }
     std::uint64_t first() const { return drop_; }
     std::uint64_t size() const { return size_; }
-    bucket at(std::uint64_t i) const { return i < ring_ ? ring_row(i) : mem_[i - ring_]; }
+    rollup_bucket at(std::uint64_t i) const { return i < ring_ ? ring_row(i) : mem_[i - ring_]; }
     bool covers(std::int64_t from) const { return !wrapped_ || (size_ > drop_ && at(drop_).start <= from); }
     // Rows overlapping [from, to].
     std::pair<std::uint64_t, std::uint64_t> range(std::int64_t from, std::int64_t to) const {
@@ -1454,7 +1456,7 @@ public:
     }
 
 private:
-    bucket ring_row(std::uint64_t i) const {
+    rollup_bucket ring_row(std::uint64_t i) const {
         key8 k(id_, static_cast<std::uint32_t>((base_ + i) % cap_));
         MDB_val kv = k.val(), v;
         if (mdb_get(t_, d_, &kv, &v) != 0 || v.mv_size != row_bytes)
@@ -1467,14 +1469,165 @@ private:
     std::uint32_t id_;
     std::uint64_t cap_;
     std::int64_t width_;
-    const std::vector<bucket>& mem_;
+    const std::vector<rollup_bucket>& mem_;
     std::uint64_t base_ = 0, ring_ = 0, size_ = 0, drop_ = 0;
     bool wrapped_ = false;
 };
 
 sys::error_code invalid_argument() { return sys::errc::make_error_code(sys::errc::invalid_argument); }
 
+// query()'s sink (see read_range): collects points, downsampled once the
+// read transaction is over. A rollup row gives its min and max at its start.
+class point_collector {
+public:
+    explicit point_collector(query_result& out) : out_(out) {}
+    void begin(resolution r, std::uint64_t n) {
+        out_.source = r;
+        out_.points.reserve(static_cast<std::size_t>(r == resolution::raw ? n : 2 * n));
+    }
+    void raw(const point& p) { out_.points.push_back(p); }
+    void row(const rollup_bucket& b) {
+        out_.points.push_back({b.start, b.min});
+        if (b.max != b.min)
+            out_.points.push_back({b.start, b.max});
+    }
+
+private:
+    query_result& out_;
+};
+
+// query_buckets()'s sink (see read_range): passes a raw range of at most
+// max_points through, else folds the entries, in time order, into buckets of
+// `width_` from `start_`. Entries only ever land in the newest bucket or a
+// later one. While folding, a bucket's `mean` holds its sum (finish()).
+class bucket_builder {
+public:
+    bucket_builder(const series_query& q, bucket_result& out) : q_(q), out_(out) {}
+    void begin(resolution r, std::uint64_t n) {
+        out_.source = r;
+        if (r == resolution::raw && n <= q_.max_points) {
+            out_.buckets.reserve(static_cast<std::size_t>(n));
+            return;
+        }
+        const std::uint64_t res = r == resolution::raw ? 1 : r == resolution::minute ? minute_ms : hour_ms;
+        // ceil((to - from + 1) / max_points), computed so that the full int64
+        // range does not overflow; max_points >= 2 keeps it below 2^63.
+        const std::uint64_t span = static_cast<std::uint64_t>(q_.to_ms) - static_cast<std::uint64_t>(q_.from_ms);
+        width_ = (span / q_.max_points + 1 + res - 1) / res * res;
+        // Rounded down to the resolution, so rollup rows fall whole into one
+        // bucket and there are still at most max_points of them. No row starts
+        // below min + res (roll() could not have made it).
+        constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
+        start_ = res == 1 ? q_.from_ms
+                          : floor_to(std::max(q_.from_ms, lowest + static_cast<std::int64_t>(res)),
+                                     static_cast<std::int64_t>(res));
+        // Saturates only for max_points 2 over nearly the whole int64 range.
+        out_.bucket_ms = static_cast<std::int64_t>(
+            std::min<std::uint64_t>(width_, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+        out_.buckets.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, q_.max_points)));
+    }
+    void raw(const point& p) {
+        if (width_ == 0)
+            out_.buckets.push_back({p.ts_ms, p.value, p.value, p.value, 1});
+        else
+            add(p.ts_ms, p.value, p.value, p.value, 1);
+    }
+    void row(const rollup_bucket& b) { add(b.start, b.min, b.max, b.sum, b.count); }
+    void finish() {
+        if (width_ != 0)
+            for (auto& b : out_.buckets)
+                b.mean /= static_cast<double>(b.count);
+    }
+
+private:
+    void add(std::int64_t ts, double min, double max, double sum, std::uint64_t count) {
+        const std::uint64_t idx = (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(start_)) / width_;
+        if (!out_.buckets.empty() && idx == idx_) {
+            auto& b = out_.buckets.back();
+            b.min = std::min(b.min, min);
+            b.max = std::max(b.max, max);
+            b.mean += sum;
+            b.count += count;
+            return;
+        }
+        idx_ = idx;
+        out_.buckets.push_back(
+            {static_cast<std::int64_t>(static_cast<std::uint64_t>(start_) + idx * width_), sum, min, max, count});
+    }
+
+    const series_query& q_;
+    bucket_result& out_;
+    std::uint64_t width_ = 0; // 0: raw points passed through
+    std::int64_t start_ = 0;
+    std::uint64_t idx_ = 0; // of the newest bucket
+};
+
 } // namespace
+
+// The one range reader of query() and query_buckets(): checks the arguments,
+// picks the finest source that covers [from_ms, to_ms] with at most
+// read_limit entries in it (hour rows when none does) and gives them to
+// `sink` in time order, in the read transaction (so sinks only copy or fold):
+// sink.begin(source, n) once, then n times sink.raw(point) or
+// sink.row(rollup row). Nothing for an unknown series.
+template <class Sink>
+sys::error_code lmdb_store::impl::read_range(const series_query& q, Sink& sink) const {
+    if (q.from_ms > q.to_ms || q.max_points < 2)
+        return invalid_argument();
+    std::string key;
+    if (!make_series_key(q.series.tenant, q.series.device, q.series.metric, key))
+        return {};
+    read_scope rs(*this, true);
+    if (rs.rc)
+        return lmdb_error(rs.rc);
+    const auto id = find_id(rs.get(), key);
+    series_header h;
+    if (!id || !read_header(rs.get(), *id, h))
+        return {};
+    memory_copy m;
+    copy_memory(*id, h.ckpt_seq, &q, h.raw_cap, m);
+    rs.release_state();
+
+    const std::size_t limit = read_limit(q.max_points);
+    // Raw: the ring's points, then the pending ones, the last raw_cap of them.
+    {
+        raw_reader rr(rs.get(), raw_, *id, h.raw_cap);
+        const std::uint64_t cap = h.raw_cap, total = h.raw_total;
+        const std::uint64_t r = std::min(total, cap), p = m.pending_total;
+        const std::uint64_t skip = r + p > cap ? std::min(r, r + p - cap) : 0;
+        auto ts_at = [&](std::uint64_t i) { return rr.at((total - r + i) % cap).ts_ms; };
+        std::optional<std::int64_t> oldest = skip < r ? std::optional(ts_at(skip)) : m.pending_oldest;
+        const bool covers = total + p <= cap || (oldest && *oldest <= q.from_ms);
+        const auto lo = partition_index(skip, r, [&](std::uint64_t i) { return ts_at(i) < q.from_ms; });
+        const auto hi = partition_index(lo, r, [&](std::uint64_t i) { return ts_at(i) <= q.to_ms; });
+        if (covers && (hi - lo) + m.pending_in_range <= limit) {
+            // pending_points holds every pending point in range (at most the limit).
+            sink.begin(resolution::raw, (hi - lo) + m.pending_points.size());
+            for (std::uint64_t i = lo; i < hi; ++i)
+                sink.raw(rr.at((total - r + i) % cap));
+            for (const point& pt : m.pending_points)
+                sink.raw(pt);
+            return {};
+        }
+    }
+    auto read_rows = [&](resolution res, const rollup_view& v) {
+        const auto [lo, hi] = v.range(q.from_ms, q.to_ms);
+        sink.begin(res, hi - lo);
+        for (auto i = lo; i < hi; ++i)
+            sink.row(v.at(i));
+    };
+    const rollup_view minute(rs.get(), rollup_[k_minute], *id, h.minute_cap, h.c.minute_total, m.rows[k_minute],
+                             minute_ms);
+    const std::uint64_t minutes =
+        (static_cast<std::uint64_t>(q.to_ms) - static_cast<std::uint64_t>(q.from_ms)) / minute_ms;
+    if (minute.covers(q.from_ms) && minutes <= limit) {
+        read_rows(resolution::minute, minute);
+        return {};
+    }
+    const rollup_view hour(rs.get(), rollup_[k_hour], *id, h.hour_cap, h.c.hour_total, m.rows[k_hour], hour_ms);
+    read_rows(resolution::hour, hour);
+    return {};
+}
 
 // ===========================================================================
 
@@ -1588,71 +1741,20 @@ void lmdb_store::flush() {
 }
 
 boost::system::result<query_result> lmdb_store::query(const series_query& q) const {
-    if (q.from_ms > q.to_ms || q.max_points < 2)
-        return invalid_argument();
-    const auto& s = *impl_;
     query_result out;
-    std::string key;
-    if (!make_series_key(q.series.tenant, q.series.device, q.series.metric, key))
-        return out;
-    impl::read_scope rs(s, true);
-    if (rs.rc)
-        return lmdb_error(rs.rc);
-    const auto id = s.find_id(rs.get(), key);
-    series_header h;
-    if (!id || !s.read_header(rs.get(), *id, h))
-        return out;
-    impl::memory_copy m;
-    s.copy_memory(*id, h.ckpt_seq, &q, h.raw_cap, m);
-    rs.release_state();
+    point_collector sink(out);
+    if (auto ec = impl_->read_range(q, sink))
+        return ec;
+    out.points = downsample(std::move(out.points), q.from_ms, q.to_ms, q.max_points);
+    return out;
+}
 
-    const std::size_t limit = read_limit(q.max_points);
-    // Raw: the ring's points, then the pending ones, the last raw_cap of them.
-    {
-        raw_reader rr(rs.get(), s.raw_, *id, h.raw_cap);
-        const std::uint64_t cap = h.raw_cap, total = h.raw_total;
-        const std::uint64_t r = std::min(total, cap), p = m.pending_total;
-        const std::uint64_t skip = r + p > cap ? std::min(r, r + p - cap) : 0;
-        auto ts_at = [&](std::uint64_t i) { return rr.at((total - r + i) % cap).ts_ms; };
-        std::optional<std::int64_t> oldest = skip < r ? std::optional(ts_at(skip)) : m.pending_oldest;
-        const bool covers = total + p <= cap || (oldest && *oldest <= q.from_ms);
-        const auto lo = partition_index(skip, r, [&](std::uint64_t i) { return ts_at(i) < q.from_ms; });
-        const auto hi = partition_index(lo, r, [&](std::uint64_t i) { return ts_at(i) <= q.to_ms; });
-        if (covers && (hi - lo) + m.pending_in_range <= limit) {
-            std::vector<point> pts;
-            pts.reserve(static_cast<std::size_t>(hi - lo) + m.pending_points.size());
-            for (std::uint64_t i = lo; i < hi; ++i)
-                pts.push_back(rr.at((total - r + i) % cap));
-            pts.insert(pts.end(), m.pending_points.begin(), m.pending_points.end());
-            out.source = resolution::raw;
-            out.points = downsample(std::move(pts), q.from_ms, q.to_ms, q.max_points);
-            return out;
-        }
-    }
-    auto rows_to_points = [&](const rollup_view& v) {
-        const auto [lo, hi] = v.range(q.from_ms, q.to_ms);
-        std::vector<point> pts;
-        pts.reserve(static_cast<std::size_t>(hi - lo) * 2);
-        for (auto i = lo; i < hi; ++i) {
-            const bucket b = v.at(i);
-            pts.push_back({b.start, b.min});
-            if (b.max != b.min)
-                pts.push_back({b.start, b.max});
-        }
-        return downsample(std::move(pts), q.from_ms, q.to_ms, q.max_points);
-    };
-    const rollup_view minute(rs.get(), s.rollup_[k_minute], *id, h.minute_cap, h.c.minute_total, m.rows[k_minute],
-                             minute_ms);
-    const std::uint64_t minutes =
-        (static_cast<std::uint64_t>(q.to_ms) - static_cast<std::uint64_t>(q.from_ms)) / minute_ms;
-    if (minute.covers(q.from_ms) && minutes <= limit) {
-        out.source = resolution::minute;
-        out.points = rows_to_points(minute);
-        return out;
-    }
-    const rollup_view hour(rs.get(), s.rollup_[k_hour], *id, h.hour_cap, h.c.hour_total, m.rows[k_hour], hour_ms);
-    out.source = resolution::hour;
-    out.points = rows_to_points(hour);
+boost::system::result<bucket_result> lmdb_store::query_buckets(const series_query& q) const {
+    bucket_result out;
+    bucket_builder sink(q, out);
+    if (auto ec = impl_->read_range(q, sink))
+        return ec;
+    sink.finish();
     return out;
 }
 
@@ -1681,7 +1783,7 @@ boost::system::result<std::vector<rollup_row>> lmdb_store::rollups(const series_
                         kind == k_minute ? minute_ms : hour_ms);
     const auto [lo, hi] = v.range(from_ms, to_ms);
     for (auto i = lo; i < hi; ++i) {
-        const bucket b = v.at(i);
+        const rollup_bucket b = v.at(i);
         out.push_back({b.start, b.min, b.max, b.sum, b.count, b.last});
     }
     return out;

@@ -127,6 +127,23 @@ struct query_result {
     std::vector<point> points;
 };
 
+// One entry of query_buckets(): a raw point, or the aggregate of the points
+// of one time bucket.
+struct bucket {
+    std::int64_t ts_ms = 0;  // raw point: its time; bucket: the bucket's start
+    double mean = 0;         // raw point: its value
+    double min = 0;
+    double max = 0;
+    std::uint64_t count = 0; // points in the bucket (1 for a raw point)
+    bool operator==(const bucket&) const = default;
+};
+
+struct bucket_result {
+    resolution source = resolution::raw; // the ring the data came from
+    std::int64_t bucket_ms = 0;          // 0: raw points, one per entry; else the bucket width
+    std::vector<bucket> buckets;         // time order, empty buckets omitted, at most max_points
+};
+
 // One row of a rollup ring: the points of [start_ms, start_ms + 1 min or 1 h).
 struct rollup_row {
     std::int64_t start_ms = 0;
@@ -188,7 +205,22 @@ public:
     void flush();
 
     // Readers.
+    // The points of [from_ms, to_ms] from the finest ring that covers the
+    // whole range and holds at most 20 x max_points entries in it (raw, else
+    // minute, else hour), journaled points included. Errors: invalid_argument
+    // when from_ms > to_ms or max_points < 2, an LMDB error when no read
+    // transaction can begin. Unknown series (or a name with a NUL): empty.
     boost::system::result<query_result> query(const series_query& q) const;
+    // Same source, arguments and errors as query(), aggregated for charts
+    // (the REST telemetry route). When the source is raw and the range holds
+    // at most max_points points: those points (bucket_ms 0). Otherwise
+    // bucket_ms = ceil((to_ms - from_ms + 1) / max_points) rounded up to a
+    // whole multiple of the source's resolution (1 ms, 1 min, 1 h), buckets
+    // start at from_ms rounded down to the resolution, and each holds the
+    // count, min, max and mean (sum / count, from the rollups' sums and
+    // counts) of its points. Rollup rows fall whole into one bucket, so the
+    // first bucket may hold points before from_ms and the last after to_ms.
+    boost::system::result<bucket_result> query_buckets(const series_query& q) const;
     std::vector<latest_value> latest(std::string_view tenant, std::string_view device) const;
     // Series of a tenant (and of one device when `device` is not empty), in
     // key order.

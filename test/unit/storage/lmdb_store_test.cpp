@@ -1,4 +1,5 @@
-// lmdb_store: rings and rollups, source selection and downsampling, journal
+// lmdb_store: rings and rollups, source selection, downsampling and
+// bucketed (mean/min/max) queries, journal
 // replay and crash safety (a child process killed with SIGKILL), key/value
 // tables, the commit handler, a full map, and readers running while the
 // writer commits and checkpoints. Real LMDB files in temporary directories.
@@ -18,6 +19,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -115,6 +117,62 @@ bool in_time_order(const std::vector<point>& pts) {
 }
 
 const series_key k_temp{"t1", "dev", "temp"};
+
+struct sample {
+    std::int64_t ts;
+    double value;
+};
+
+bucket_result must_buckets(const lmdb_store& s, const series_key& k, std::int64_t from, std::int64_t to,
+                           std::size_t max_points) {
+    auto r = s.query_buckets(series_query{k, from, to, max_points});
+    REQUIRE(r.has_value());
+    return *r;
+}
+
+// What query_buckets() promises, from the points written (positive times, in
+// time order): bucket_ms = ceil((to - from + 1) / max_points) rounded up to
+// the resolution `res`; buckets from `from` rounded down to `res`; a point
+// counts when the rollup row holding it (itself when res is 1) overlaps
+// [from, to], in the bucket where that row starts.
+std::int64_t expected_width(std::int64_t from, std::int64_t to, std::size_t max_points, std::int64_t res) {
+    const auto m = static_cast<std::int64_t>(max_points);
+    const std::int64_t w = (to - from + 1 + m - 1) / m;
+    return (w + res - 1) / res * res;
+}
+
+std::vector<bucket> expected_buckets(const std::vector<sample>& pts, std::int64_t from, std::int64_t to,
+                                     std::size_t max_points, std::int64_t res) {
+    const std::int64_t width = expected_width(from, to, max_points, res);
+    const std::int64_t start = from / res * res;
+    std::map<std::int64_t, bucket> by_start;
+    for (const auto& p : pts) {
+        const std::int64_t row = p.ts / res * res;
+        if (row < start || row > to)
+            continue;
+        const std::int64_t b = start + (row - start) / width * width;
+        auto [it, fresh] = by_start.try_emplace(b, bucket{b, 0, p.value, p.value, 0});
+        it->second.min = std::min(it->second.min, p.value);
+        it->second.max = std::max(it->second.max, p.value);
+        it->second.mean += p.value; // the sum until the end
+        ++it->second.count;
+    }
+    std::vector<bucket> out;
+    for (auto& [ts, b] : by_start) {
+        b.mean /= static_cast<double>(b.count);
+        out.push_back(b);
+    }
+    return out;
+}
+
+// The points of [from, to] as query_buckets() passes them through.
+std::vector<bucket> as_raw(const std::vector<sample>& pts, std::int64_t from, std::int64_t to) {
+    std::vector<bucket> out;
+    for (const auto& p : pts)
+        if (p.ts >= from && p.ts <= to)
+            out.push_back({p.ts, p.value, p.value, p.value, 1});
+    return out;
+}
 
 } // namespace
 
@@ -325,6 +383,237 @@ TEST_CASE("query arguments") {
     auto with_nul = s.query(series_query{series_key{"t1", std::string("de\0v", 4), "temp"}, 0, 100, 100});
     REQUIRE(with_nul.has_value());
     CHECK(with_nul->points.empty());
+}
+
+// Values are small integers so that every sum is exact whatever the order
+// of the additions: means compare with ==.
+
+TEST_CASE("query_buckets passes a range of at most max_points raw points through") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.checkpoint_interval = std::chrono::hours(1);
+    lmdb_store s(o);
+    s.start();
+    std::vector<sample> pts;
+    for (int i = 0; i < 10; ++i)
+        pts.push_back({5'000 + i * 1'000LL, static_cast<double>(i * i - 20)});
+    for (const auto& p : pts)
+        add(s, "t1", "dev", "temp", p.ts, p.value);
+    s.flush();
+    for (bool checkpointed : {false, true}) {
+        CAPTURE(checkpointed);
+        if (checkpointed)
+            s.stop();
+        auto r = must_buckets(s, k_temp, 0, 100'000, 100);
+        CHECK(r.source == resolution::raw);
+        CHECK(r.bucket_ms == 0);
+        CHECK(r.buckets == as_raw(pts, 0, 100'000));
+        // Exactly max_points points: still passed through.
+        auto exact = must_buckets(s, k_temp, 6'000, 9'000, 4);
+        CHECK(exact.bucket_ms == 0);
+        CHECK(exact.buckets == as_raw(pts, 6'000, 9'000));
+        // One more than max_points: bucketed, nothing lost.
+        auto over = must_buckets(s, k_temp, 6'000, 10'000, 4);
+        CHECK(over.source == resolution::raw);
+        CHECK(over.bucket_ms == expected_width(6'000, 10'000, 4, 1));
+        CHECK(over.buckets == expected_buckets(pts, 6'000, 10'000, 4, 1));
+        CHECK(over.buckets.size() <= 4);
+    }
+}
+
+TEST_CASE("query_buckets folds many raw points into buckets with exact mean, min, max and count") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.points_per_series = 20'000;
+    o.checkpoint_interval = std::chrono::hours(1);
+    lmdb_store s(o);
+    s.start();
+    const std::int64_t t0 = 1'000'000;
+    std::vector<sample> pts;
+    for (int i = 0; i < 10'000; ++i) {
+        const double v = i == 5'000 ? 1'000.0 : i == 7'777 ? -900.0 : static_cast<double>((i * 37) % 101 - 50);
+        pts.push_back({t0 + i * 100LL, v});
+    }
+    for (const auto& p : pts)
+        add(s, "t1", "dev", "temp", p.ts, p.value);
+    s.flush();
+    struct row {
+        std::int64_t from, to;
+        std::size_t max_points;
+    };
+    const row rows[] = {
+        {t0, t0 + 999'999, 500},                // the whole series, 2000 ms buckets
+        {t0 + 50, t0 + 777'777, 1000},          // not aligned to the points
+        {t0 - 5'000'000, t0 + 2'000'000, 1000}, // wider than the data: empty buckets omitted
+        {t0 + 499'850, t0 + 500'150, 2},        // three points: the spike and its neighbour, then one
+    };
+    for (bool checkpointed : {false, true}) {
+        if (checkpointed)
+            s.stop();
+        for (const auto& r : rows) {
+            CAPTURE(checkpointed);
+            CAPTURE(r.from);
+            CAPTURE(r.max_points);
+            auto got = must_buckets(s, k_temp, r.from, r.to, r.max_points);
+            CHECK(got.source == resolution::raw);
+            CHECK(got.bucket_ms == expected_width(r.from, r.to, r.max_points, 1));
+            CHECK(got.buckets.size() <= r.max_points);
+            CHECK(got.buckets == expected_buckets(pts, r.from, r.to, r.max_points, 1));
+        }
+        // The spike and the dip survive as a bucket's max and min.
+        auto all = must_buckets(s, k_temp, t0, t0 + 999'999, 500);
+        REQUIRE_FALSE(all.buckets.empty());
+        auto hi = std::max_element(all.buckets.begin(), all.buckets.end(),
+                                   [](const bucket& a, const bucket& b) { return a.max < b.max; });
+        auto lo = std::min_element(all.buckets.begin(), all.buckets.end(),
+                                   [](const bucket& a, const bucket& b) { return a.min < b.min; });
+        CHECK(hi->max == 1'000.0);
+        CHECK(lo->min == -900.0);
+    }
+}
+
+TEST_CASE("query_buckets reads minute and hour rows when the raw ring does not cover the range") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.points_per_series = 100;
+    o.minute_slots = 1000;
+    o.hour_slots = 100;
+    o.checkpoint_interval = std::chrono::hours(1);
+    // Three hours; minute m holds m % 5 + 1 points, so a mean of minute means
+    // is not the mean of the points.
+    const std::int64_t t0 = 36'000'000;
+    std::vector<sample> pts;
+    for (int m = 0; m < 180; ++m)
+        for (int j = 0; j <= m % 5; ++j)
+            pts.push_back({t0 + m * 60'000LL + j * 1'000LL, static_cast<double>(m * 10 + j * j * 7)});
+    const std::int64_t last = pts.back().ts;
+    struct row {
+        const char* what;
+        std::int64_t from, to;
+        std::size_t max_points;
+        resolution want;
+        std::int64_t res;
+    };
+    const row rows[] = {
+        {"minutes, 4-minute buckets", t0 + 30'000, last, 50, resolution::minute, 60'000},
+        {"one minute per bucket", t0 + 60'000, t0 + 20 * 60'000, 1000, resolution::minute, 60'000},
+        {"180 minutes > 20 x 4: hours", t0 + 30'000, last, 4, resolution::hour, 3'600'000},
+    };
+    auto check = [&](const lmdb_store& s) {
+        for (const auto& r : rows) {
+            CAPTURE(r.what);
+            auto got = must_buckets(s, k_temp, r.from, r.to, r.max_points);
+            CHECK(got.source == r.want);
+            CHECK(got.bucket_ms == expected_width(r.from, r.to, r.max_points, r.res));
+            CHECK(got.bucket_ms % r.res == 0);
+            CHECK(got.buckets.size() <= r.max_points);
+            CHECK(got.buckets == expected_buckets(pts, r.from, r.to, r.max_points, r.res));
+        }
+        // The first row overlapping from_ms starts before it, and so does its bucket.
+        auto first = must_buckets(s, k_temp, t0 + 30'000, last, 50);
+        REQUIRE_FALSE(first.buckets.empty());
+        CHECK(first.buckets.front().ts_ms == t0);
+        // Sums and counts were combined: the first 4-minute bucket holds 1, 2,
+        // 3 and 4 points summing to 0, 27, 95 and 218; the mean of the minute
+        // means would be about 24.9.
+        const auto& b = first.buckets.front();
+        CHECK(b.count == 10);
+        CHECK(b.mean == 34.0);
+    };
+    {
+        lmdb_store s(o);
+        s.start();
+        for (const auto& p : pts)
+            add(s, "t1", "dev", "temp", p.ts, p.value);
+        s.flush();
+        check(s); // rollup rows in memory only
+        s.stop();
+        check(s); // in the rings
+    }
+    lmdb_store reopened(o);
+    check(reopened);
+}
+
+TEST_CASE("query_buckets sees journaled points next to checkpointed ones") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.points_per_series = 2'000;
+    o.checkpoint_interval = std::chrono::hours(1);
+    const std::int64_t t0 = 36'000'000;
+    std::vector<sample> pts;
+    for (int i = 0; i < 1'000; ++i)
+        pts.push_back({t0 + i * 700LL, static_cast<double>((i * 13) % 29)});
+    const std::int64_t last = pts.back().ts;
+    {
+        lmdb_store s(o);
+        s.start();
+        for (int i = 0; i < 500; ++i)
+            add(s, "t1", "dev", "temp", pts[i].ts, pts[i].value);
+        s.stop(); // checkpointed into the rings
+    }
+    lmdb_store s(o);
+    s.start();
+    for (int i = 500; i < 1'000; ++i)
+        add(s, "t1", "dev", "temp", pts[i].ts, pts[i].value);
+    s.flush();
+    REQUIRE(s.stats().checkpoints == 0); // the second half is only in the journal
+
+    auto all = must_buckets(s, k_temp, t0, last, 1'000);
+    CHECK(all.bucket_ms == 0);
+    CHECK(all.buckets == as_raw(pts, t0, last));
+    auto journal_only = must_buckets(s, k_temp, pts[600].ts, last, 1'000);
+    CHECK(journal_only.buckets == as_raw(pts, pts[600].ts, last));
+    // Buckets across the boundary: raw, then minute rows (the minute of the
+    // boundary is in the ring and continued in memory: counted once).
+    auto raw = must_buckets(s, k_temp, t0, last, 60);
+    CHECK(raw.source == resolution::raw);
+    CHECK(raw.buckets == expected_buckets(pts, t0, last, 60, 1));
+    auto minutes = must_buckets(s, k_temp, t0, last, 2);
+    CHECK(minutes.source == resolution::minute);
+    CHECK(minutes.buckets == expected_buckets(pts, t0, last, 2, 60'000));
+    std::uint64_t n = 0;
+    for (const auto& b : minutes.buckets)
+        n += b.count;
+    CHECK(n == 1'000);
+}
+
+TEST_CASE("query_buckets arguments: the errors of query(), unknown series empty") {
+    temp_dir dir;
+    lmdb_store s(small_options(dir.path));
+    s.start();
+    for (int i = 0; i < 3; ++i)
+        add(s, "t1", "dev", "temp", 10 + i, 1 + i);
+    s.flush();
+    for (const auto& q : {series_query{k_temp, 20, 10, 100}, series_query{k_temp, 0, 10, 1},
+                          series_query{k_temp, 0, 10, 0}}) {
+        auto b = s.query_buckets(q);
+        auto p = s.query(q);
+        REQUIRE_FALSE(b.has_value());
+        REQUIRE_FALSE(p.has_value());
+        CHECK(b.error() == p.error());
+        CHECK(b.error() == boost::system::errc::invalid_argument);
+    }
+    for (const auto& k : {series_key{"t1", "dev", "nope"}, series_key{"t2", "dev", "temp"},
+                          series_key{"t1", std::string("de\0v", 4), "temp"}}) {
+        auto r = s.query_buckets(series_query{k, 0, 100, 100});
+        REQUIRE(r.has_value());
+        CHECK(r->buckets.empty());
+        CHECK(r->bucket_ms == 0);
+    }
+    // Outside the data: nothing, whatever the source.
+    CHECK(must_buckets(s, k_temp, 100, 200, 2).buckets.empty());
+    // The whole int64 range in two buckets: no overflow; the width is
+    // 2^63, reported saturated.
+    constexpr auto lo = std::numeric_limits<std::int64_t>::min();
+    constexpr auto hi = std::numeric_limits<std::int64_t>::max();
+    auto wide = must_buckets(s, k_temp, lo, hi, 2);
+    CHECK(wide.source == resolution::raw);
+    CHECK(wide.bucket_ms == hi);
+    REQUIRE(wide.buckets.size() == 1);
+    CHECK(wide.buckets.front() == bucket{0, 2, 1, 3, 3});
+    auto wide_passthrough = must_buckets(s, k_temp, lo, hi, 3);
+    CHECK(wide_passthrough.bucket_ms == 0);
+    CHECK(wide_passthrough.buckets.size() == 3);
 }
 
 TEST_CASE("series are listed in key order, per tenant and per device") {
