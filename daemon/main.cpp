@@ -238,6 +238,7 @@ int serve(const config_path& path, bool demo) {
     mqtt_identity identity(**db, *key, std::move(identity_opts));
 
     std::unique_ptr<broker::server> server;
+    std::unique_ptr<observability> http;
     std::atomic<bool> storage_ok{true};
     try {
         server = std::make_unique<broker::server>(to_broker_options(cfg), &identity, &telemetry, &broker_state);
@@ -245,6 +246,9 @@ int serve(const config_path& path, bool demo) {
         telemetry.attach(*server);
         broker_state.attach(*server);
         store->set_commit_handler(commit_reporter(*server, storage_ok));
+        // Before the store starts: it observes the store's commit times.
+        http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity,
+                                               http_options{.listen = cfg.http.listen});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {
@@ -267,10 +271,8 @@ int serve(const config_path& path, bool demo) {
     for (const auto& ep : server->local_endpoints())
         spdlog::info("listening proto=mqtt addr={}", format_endpoint(ep));
 
-    observability http(*server, *store, telemetry, storage_ok, **db, *key, identity,
-                       http_options{.listen = cfg.http.listen});
     try {
-        http.start();
+        http->start();
     } catch (const std::exception& e) {
         spdlog::error("cannot listen for HTTP: {} — set [http] listen or PULSEGATE_HTTP_LISTEN", e.what());
         server->stop();
@@ -278,7 +280,7 @@ int serve(const config_path& path, bool demo) {
         store->stop();
         return 1;
     }
-    spdlog::info("listening proto=http addr={}", http.address());
+    spdlog::info("listening proto=http addr={}", http->address());
 
     // stop() and join() run on their own thread so that a second SIGINT or
     // SIGTERM still gets through while a stop hangs: it exits at once.
@@ -297,7 +299,7 @@ int serve(const config_path& path, bool demo) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));
             stopper = std::thread([&] {
-                http.stop();
+                http->stop();
                 server->stop();
                 server->join();
                 identity.stop();

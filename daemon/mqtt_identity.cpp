@@ -141,7 +141,9 @@ std::optional<broker::auth_result> mqtt_identity::authenticate(const broker::con
     if (auto v = cache_.find(*info.username, *info.password, now)) {
         if (!v->allowed) return refuse(reason_code::bad_user_name_or_password, "bad user name or password");
         allowed_.fetch_add(1, std::memory_order_relaxed);
-        return to_client_identity(v->identity, *info.password);
+        auto who = to_client_identity(v->identity, *info.password);
+        seen(who);
+        return who;
     }
 
     if (pending_.fetch_add(1, std::memory_order_relaxed) >= opts_.max_pending) {
@@ -235,7 +237,9 @@ broker::auth_result mqtt_identity::check(const std::string& username, const std:
     }
     cache_.insert_allowed(username, password, v, generation, now);
     allowed_.fetch_add(1, std::memory_order_relaxed);
-    return to_client_identity(v, password);
+    auto who = to_client_identity(v, password);
+    seen(who);
+    return who;
 }
 
 // ----------------------------------------------------------------- ACL ---
@@ -267,8 +271,19 @@ void mqtt_identity::record(rejection r) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void mqtt_identity::seen(const client_identity& who) {
+    if (who.kind != client_kind::device) return;
+    std::lock_guard lock(rej_mutex_);
+    // Bounded like the rejections: a connect storm past it loses only the
+    // precision of last_seen.
+    if (!stopping_ && seen_.size() < opts_.max_queued_rejections)
+        seen_.push_back({who.tenant, who.device, now_ms()});
+}
+
 void mqtt_identity::writer_loop() {
     state::rejected_event_repository repo(db_);
+    state::device_repository devices(db_);
+    std::vector<state::device_seen> seen_batch;
     std::vector<rejection> batch;
     std::vector<state::rejected_event> rows;
     for (;;) {
@@ -278,7 +293,14 @@ void mqtt_identity::writer_loop() {
             // costs one transaction a second, not one per publish.
             rej_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
             batch.swap(rejections_);
-            if (batch.empty() && stopping_) return;
+            seen_batch.swap(seen_);
+            if (batch.empty() && seen_batch.empty() && stopping_) return;
+        }
+        if (!seen_batch.empty()) {
+            if (auto ok = devices.touch_last_seen(seen_batch); !ok)
+                spdlog::warn("device last_seen not recorded count={} error=\"{}\"", seen_batch.size(),
+                             ok.error().message);
+            seen_batch.clear();
         }
         if (batch.empty()) continue;
         rows.clear();

@@ -18,7 +18,8 @@
 //
 // Refusals (connect, publish, subscribe) are counted and recorded in the
 // rejected-events table by a background thread, in batches, bounded in
-// memory (beyond the bound they are only counted).
+// memory (beyond the bound they are only counted). The same thread records
+// when each device last connected (devices.last_seen).
 //
 // It is also the REST layer's identity_hooks: a device, token, tenant or
 // user change forgets cached verdicts and disconnects the clients it let in.
@@ -27,6 +28,7 @@
 #include "broker/auth.hpp"
 #include "engine/identity.hpp"
 #include "storage/state/database.hpp"
+#include "storage/state/device_repository.hpp"
 #include "webui/identity_hooks.hpp"
 
 #include <atomic>
@@ -104,6 +106,7 @@ private:
     broker::auth_result check(const std::string& username, const std::string& password, std::uint64_t generation);
     broker::client_identity to_client_identity(const engine::verified_identity& v, std::string_view password) const;
     void record(rejection r);
+    void seen(const broker::client_identity& who);
     void writer_loop();
 
     storage::state::database& db_;
@@ -123,6 +126,7 @@ private:
     std::mutex rej_mutex_;
     std::condition_variable rej_cv_;
     std::vector<rejection> rejections_;
+    std::vector<storage::state::device_seen> seen_;
     bool stopping_ = false;
     std::thread writer_;
 

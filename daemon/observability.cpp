@@ -105,6 +105,12 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     identity_series("pulsegate_auth_cache_misses_total", "Credential checks that went to the database", true,
                     [](const auto& s) { return double(s.cache.misses); });
 
+    auto& commit_seconds = metrics_.add_histogram(
+        "pulsegate_storage_commit_duration_seconds", "Time of one storage write transaction, fsync included",
+        {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+    store.set_commit_duration_handler(
+        [h = &commit_seconds.with(std::span<const std::string_view>{})](std::chrono::duration<double> d) { h->observe(d.count()); });
+
     readiness_.add("storage", [&storage_ok] {
         return storage_ok.load(std::memory_order_relaxed)
                    ? webui::check_result::ok()

@@ -557,6 +557,7 @@ struct lmdb_store::impl {
     std::size_t flush_waiters_ = 0;
     std::thread writer_;
     commit_handler handler_;
+    duration_handler duration_handler_;
 
     // ---- writer thread only
     op_batch work_;
@@ -1083,6 +1084,7 @@ void lmdb_store::impl::process(op_batch& b) {
         std::size_t j = std::min(n, i + opts_.max_batch_operations);
         batch_counts c;
         int rc;
+        const auto started = std::chrono::steady_clock::now();
         for (;;) {
             rc = apply_chunk(b, i, j, c);
             if (rc == MDB_MAP_FULL && grow_map())
@@ -1093,6 +1095,7 @@ void lmdb_store::impl::process(op_batch& b) {
             }
             break;
         }
+        if (duration_handler_) duration_handler_(std::chrono::steady_clock::now() - started);
         if (rc == 0) {
             if (!acc_.empty())
                 last_journal_seq_ += 1;
@@ -1636,6 +1639,7 @@ lmdb_store::lmdb_store(lmdb_options opts) : impl_(std::make_unique<impl>(std::mo
 lmdb_store::~lmdb_store() { stop(); }
 
 void lmdb_store::set_commit_handler(commit_handler h) { impl_->handler_ = std::move(h); }
+void lmdb_store::set_commit_duration_handler(duration_handler h) { impl_->duration_handler_ = std::move(h); }
 
 void lmdb_store::start() {
     auto& s = *impl_;

@@ -190,6 +190,10 @@ public:
     lmdb_store& operator=(const lmdb_store&) = delete;
 
     void set_commit_handler(commit_handler h); // before start()
+    // Called on the writer thread with the time each write transaction took,
+    // fsync included (the latency a durable acknowledgement waits for).
+    using duration_handler = std::function<void(std::chrono::duration<double>)>;
+    void set_commit_duration_handler(duration_handler h); // before start()
     void start();                             // starts the writer thread
     // Commits what is queued, checkpoints, stops the writer.
     void stop();

@@ -114,6 +114,13 @@ TEST_CASE("devices and integrators are mounted in their tenant; verdicts are cac
     CHECK(identity_of(api).kind == client_kind::integrator);
     CHECK(identity_of(api).tenant == "acme");
     CHECK(identity_of(api).credential == engine::parse_api_token(f.token)->public_id);
+
+    // The device's connection is recorded as last seen (written in batches).
+    id.stop();
+    auto d = state::device_repository(*f.db).get("acme", "dev-1");
+    REQUIRE(d.has_value());
+    REQUIRE(d->has_value());
+    CHECK((*d)->last_seen_ms.has_value());
 }
 
 TEST_CASE("wrong, foreign and malformed credentials are refused, and the refusal is cached") {
