@@ -379,7 +379,7 @@ int run_backup(const fs::path& data_dir, const fs::path& dest, std::ostream& out
 
     // The server key: device secrets, API tokens and sessions are stored as
     // digests keyed with it, so a backup without it restores none of them.
-    if (fs::is_regular_file(data_dir / key_file, ec)) {
+    if (std::error_code probe; fs::is_regular_file(data_dir / key_file, probe)) {
         fs::copy_file(data_dir / key_file, dest / key_file, ec);
         if (!ec) fs::permissions(dest / key_file, fs::perms::owner_read | fs::perms::owner_write,
                                  fs::perm_options::replace, ec);
@@ -472,7 +472,8 @@ int run_restore(const fs::path& data_dir, const fs::path& src, std::ostream& out
         fs::copy_file(src / state_file, staging / state_file, ec);
     if (!ec)
         fs::copy(tele_src, staging / telemetry_dir, fs::copy_options::recursive, ec);
-    const bool has_key = fs::is_regular_file(src / key_file, ec);
+    std::error_code probe;
+    const bool has_key = fs::is_regular_file(src / key_file, probe);
     if (!ec && has_key)
         fs::copy_file(src / key_file, staging / key_file, ec);
     if (!ec && (!sync_path(staging / state_file, false) || !sync_path(staging, true)))

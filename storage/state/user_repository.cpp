@@ -62,6 +62,33 @@ state_result<std::vector<user>> get_many(const database& db, std::string_view sq
     return out;
 }
 
+// Refuses when user `id` is the last enabled operator_admin (the caller is
+// about to disable or remove it). Runs inside the caller's write.
+state_result<void> keep_an_operator_admin(detail::connection& c, std::int64_t id, std::string_view what) {
+    auto s = c.prepare("SELECT (SELECT count(*) FROM users WHERE role = 'operator_admin' AND disabled = 0 AND id <> ?1), "
+                       "(SELECT count(*) FROM users WHERE id = ?1 AND role = 'operator_admin' AND disabled = 0)",
+                       "check the remaining operator admins");
+    if (!s)
+        return s.error();
+    s->bind(1, id);
+    std::int64_t others = 0, self = 0;
+    if (auto r = s->each([&](const detail::statement& row) {
+            others = row.int64(0);
+            self = row.int64(1);
+        });
+        !r)
+        return r;
+    if (self > 0 && others == 0)
+        return make_state_error(state_errc::constraint_violation,
+                                std::string(what) + ": it is the last enabled operator_admin; create or enable "
+                                                    "another operator_admin first");
+    return {};
+}
+
+state_error no_user(std::string_view what, std::int64_t id) {
+    return make_state_error(state_errc::not_found, std::string(what) + ": no user with id " + std::to_string(id));
+}
+
 } // namespace
 
 std::string_view to_string(user_role r) noexcept {
@@ -166,6 +193,45 @@ state_result<void> user_repository::record_login(std::int64_t id, std::int64_t a
             return r;
         if (c.changes() == 0)
             return make_state_error(state_errc::not_found, "record login: no user with id " + std::to_string(id));
+        return {};
+    });
+}
+
+state_result<void> user_repository::update(std::int64_t id, const user_update& u) {
+    const std::string what = "update user " + std::to_string(id);
+    if (u.password_hash && u.password_hash->empty())
+        return make_state_error(state_errc::invalid_argument, what + ": the password hash is empty");
+    return db_->write(what, [&](detail::connection& c) -> state_result<void> {
+        if (u.disabled.value_or(false))
+            if (auto ok = keep_an_operator_admin(c, id, "disable user"); !ok)
+                return ok;
+        auto s = c.prepare("UPDATE users SET password_hash = coalesce(?2, password_hash), "
+                           "disabled = coalesce(?3, disabled) WHERE id = ?1",
+                           "update user");
+        if (!s)
+            return s.error();
+        s->bind(1, id).bind(2, u.password_hash).bind(3, u.disabled);
+        if (auto r = s->run(); !r)
+            return r;
+        if (c.changes() == 0)
+            return no_user(what, id);
+        return {};
+    });
+}
+
+state_result<void> user_repository::remove(std::int64_t id) {
+    const std::string what = "remove user " + std::to_string(id);
+    return db_->write(what, [&](detail::connection& c) -> state_result<void> {
+        if (auto ok = keep_an_operator_admin(c, id, "remove user"); !ok)
+            return ok;
+        auto s = c.prepare("DELETE FROM users WHERE id = ?", "remove user");
+        if (!s)
+            return s.error();
+        s->bind(1, id);
+        if (auto r = s->run(); !r)
+            return r;
+        if (c.changes() == 0)
+            return no_user(what, id);
         return {};
     });
 }

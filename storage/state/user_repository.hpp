@@ -52,6 +52,12 @@ struct user {
     friend bool operator==(const user&, const user&) = default;
 };
 
+// PATCH semantics: fields left empty keep their value.
+struct user_update {
+    std::optional<std::string> password_hash{}; // non-empty when set
+    std::optional<bool> disabled{};
+};
+
 class user_repository {
 public:
     explicit user_repository(database& db) noexcept : db_(&db) {}
@@ -71,6 +77,23 @@ public:
     state_result<std::int64_t> count_operator_admins() const;
     // Sets last_login_at; not_found if there is no such user.
     state_result<void> record_login(std::int64_t id, std::int64_t at_ms);
+
+    // The instance must keep an enabled operator_admin (nobody could manage
+    // it otherwise): update and remove refuse, with constraint_violation,
+    // a change that would leave none. The check and the change share one
+    // transaction.
+
+    // Both fields in one transaction. Errors: invalid_argument (an empty
+    // hash), not_found, constraint_violation (see above).
+    state_result<void> update(std::int64_t id, const user_update& u);
+    // A new hash for the same password (rehash at login) or a new password.
+    state_result<void> set_password_hash(std::int64_t id, std::string_view password_hash) {
+        return update(id, {.password_hash = std::string(password_hash)});
+    }
+    state_result<void> set_disabled(std::int64_t id, bool disabled) { return update(id, {.disabled = disabled}); }
+    // Deletes the user with its web sessions; API tokens it created stay
+    // (created_by becomes null). Errors: not_found, constraint_violation.
+    state_result<void> remove(std::int64_t id);
 
 private:
     database* db_;

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -149,7 +151,34 @@ broker_process::broker_process(broker_options opts) : opts_(std::move(opts)) {
     log_path_ = dir_ + "/broker.log";
     port_ = pick_free_port();
     write_config();
+    if (is_pulsegate() && opts_.admin_password) init_admin();
     start();
+}
+
+void broker_process::init_admin() {
+    const std::string pw_file = dir_ + "/admin-password";
+    {
+        std::ofstream f{pw_file};
+        f << *opts_.admin_password << "\n";
+    }
+    // argon2id hashing on a loaded machine: a generous deadline.
+    auto r = run_process({pulsegate_binary(), "init", "--data-dir", data_dir(), "--admin-password-file",
+                          pw_file},
+                         60s);
+    if (r.exit_code != 0) {
+        std::cerr << "---- pulsegate init failed (exit " << (r.exit_code ? *r.exit_code : -1)
+                  << "):\n" << r.output << "----\n";
+        throw std::runtime_error("pulsegate init failed");
+    }
+}
+
+std::uint16_t broker_process::http_port() const {
+    static constexpr std::string_view marker = "proto=http addr=127.0.0.1:";
+    const auto log = log_text();
+    const auto at = log.rfind(marker);  // the last start's
+    if (at == std::string::npos)
+        throw std::runtime_error("the broker log has no \"listening proto=http\" line");
+    return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
 }
 
 broker_process::~broker_process() {
@@ -1118,6 +1147,395 @@ void mosq_client::will(std::string const& topic, std::string const& payload, int
     mosquitto_will_set(m_, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
                        retain);
 }
+
+// ----------------------------------------------------------------- HTTP ----
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+// Decodes a chunked body; nullopt if it is incomplete or malformed.
+std::optional<std::string> dechunk(std::string_view in) {
+    std::string out;
+    for (;;) {
+        const auto eol = in.find("\r\n");
+        if (eol == std::string_view::npos) return std::nullopt;
+        std::size_t n = 0;
+        try {
+            n = std::stoul(std::string{in.substr(0, eol)}, nullptr, 16);  // ignores ";ext"
+        } catch (std::exception const&) {
+            return std::nullopt;
+        }
+        in.remove_prefix(eol + 2);
+        if (n == 0) return out;  // trailers ignored
+        if (in.size() < n + 2) return std::nullopt;
+        out.append(in.substr(0, n));
+        in.remove_prefix(n + 2);
+    }
+}
+
+} // namespace
+
+std::optional<std::string> http_response::header(std::string_view name) const {
+    for (auto const& [k, v] : headers)
+        if (iequals(k, name)) return v;
+    return std::nullopt;
+}
+
+std::string http_response::describe() const {
+    return "HTTP " + std::to_string(status) + " " + body;
+}
+
+http_response http_request(std::uint16_t port, std::string_view method, std::string_view target,
+                           http_headers const& headers, std::string_view body, ms timeout) {
+    http_response res;
+    const int fd = tcp_connect(port);
+    if (fd < 0) return res;
+    std::string req;
+    req.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+    req += "Host: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
+    for (auto const& [k, v] : headers) req += k + ": " + v + "\r\n";
+    if (!body.empty() || (method != "GET" && method != "HEAD"))
+        req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    req += "\r\n";
+    req.append(body);
+
+    const auto deadline = steady::now() + timeout;
+    std::string_view left{req};
+    while (!left.empty()) {
+        const auto n = ::send(fd, left.data(), left.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // the server may answer early (e.g. 413) and close
+        left.remove_prefix(static_cast<std::size_t>(n));
+    }
+    std::string raw;
+    for (;;) {
+        const auto wait = std::chrono::duration_cast<ms>(deadline - steady::now());
+        if (wait.count() <= 0) break;
+        pollfd pfd{fd, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, static_cast<int>(wait.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        char tmp[16384];
+        const auto n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        raw.append(tmp, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+
+    const auto head_end = raw.find("\r\n\r\n");
+    if (head_end == std::string::npos || !raw.starts_with("HTTP/1.")) return res;
+    std::string_view head{raw.data(), head_end};
+    auto line_end = head.find("\r\n");
+    const auto status_line = head.substr(0, line_end);
+    const auto sp = status_line.find(' ');
+    if (sp == std::string_view::npos) return res;
+    int status = 0;
+    try {
+        status = std::stoi(std::string{status_line.substr(sp + 1, 3)});
+    } catch (std::exception const&) {
+        return res;
+    }
+    while (line_end != std::string_view::npos) {
+        head.remove_prefix(line_end + 2);
+        line_end = head.find("\r\n");
+        const auto line = head.substr(0, line_end);
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+        res.headers.emplace_back(std::string{line.substr(0, colon)}, std::string{value});
+    }
+    std::string_view rest{raw};
+    rest.remove_prefix(head_end + 4);
+    if (auto te = res.header("Transfer-Encoding"); te && iequals(*te, "chunked")) {
+        auto decoded = dechunk(rest);
+        if (!decoded) return http_response{};
+        res.body = std::move(*decoded);
+    } else if (auto cl = res.header("Content-Length")) {
+        const auto n = std::stoul(*cl);
+        if (rest.size() < n) return http_response{};
+        res.body.assign(rest.substr(0, n));
+    } else {
+        res.body.assign(rest);
+    }
+    res.status = status;
+    return res;
+}
+
+// ----------------------------------------------------------------- JSON ----
+
+namespace {
+json_value const& json_null() {
+    static json_value const v;
+    return v;
+}
+} // namespace
+
+json_value const& json_value::operator[](std::string_view key) const {
+    if (kind_ != kind::object) return json_null();
+    for (std::size_t i = 0; i < keys_.size(); ++i)
+        if (keys_[i] == key) return items_[i];
+    return json_null();
+}
+
+json_value const& json_value::operator[](std::size_t index) const {
+    if (kind_ != kind::array || index >= items_.size()) return json_null();
+    return items_[index];
+}
+
+bool json_value::contains(std::string_view key) const {
+    if (kind_ != kind::object) return false;
+    for (auto const& k : keys_)
+        if (k == key) return true;
+    return false;
+}
+
+std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+                out += buf;
+            } else {
+                out.push_back(c);
+            }
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_value::dump() const {
+    switch (kind_) {
+    case kind::null: return "null";
+    case kind::boolean: return boolean_ ? "true" : "false";
+    case kind::number: {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", number_);
+        return buf;
+    }
+    case kind::string: return json_quote(text_);
+    case kind::array: {
+        std::string out = "[";
+        for (std::size_t i = 0; i < items_.size(); ++i) out += (i ? "," : "") + items_[i].dump();
+        return out + "]";
+    }
+    case kind::object: {
+        std::string out = "{";
+        for (std::size_t i = 0; i < items_.size(); ++i)
+            out += (i ? "," : "") + json_quote(keys_[i]) + ":" + items_[i].dump();
+        return out + "}";
+    }
+    }
+    return "null";
+}
+
+// Recursive descent over RFC 8259; depth-limited so a hostile body cannot
+// overflow the stack.
+class json_parser {
+public:
+    explicit json_parser(std::string_view s) : s_(s) {}
+
+    std::optional<json_value> document() {
+        json_value v;
+        if (!value(v, 0)) return std::nullopt;
+        ws();
+        if (pos_ != s_.size()) return std::nullopt;
+        return v;
+    }
+
+private:
+    void ws() {
+        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+            ++pos_;
+    }
+    bool literal(std::string_view word) {
+        if (s_.substr(pos_, word.size()) != word) return false;
+        pos_ += word.size();
+        return true;
+    }
+    static void utf8(std::string& out, std::uint32_t cp) {
+        if (cp < 0x80) {
+            out.push_back(static_cast<char>(cp));
+        } else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | cp >> 6));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else if (cp < 0x10000) {
+            out.push_back(static_cast<char>(0xE0 | cp >> 12));
+            out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else {
+            out.push_back(static_cast<char>(0xF0 | cp >> 18));
+            out.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        }
+    }
+    bool hex4(std::uint32_t& v) {
+        if (pos_ + 4 > s_.size()) return false;
+        v = 0;
+        for (int i = 0; i < 4; ++i) {
+            const char c = s_[pos_++];
+            v <<= 4;
+            if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
+            else return false;
+        }
+        return true;
+    }
+    bool string(std::string& out) {
+        if (pos_ >= s_.size() || s_[pos_] != '"') return false;
+        ++pos_;
+        while (pos_ < s_.size()) {
+            const char c = s_[pos_++];
+            if (c == '"') return true;
+            if (static_cast<unsigned char>(c) < 0x20) return false;
+            if (c != '\\') {
+                out.push_back(c);
+                continue;
+            }
+            if (pos_ >= s_.size()) return false;
+            switch (s_[pos_++]) {
+            case '"': out.push_back('"'); break;
+            case '\\': out.push_back('\\'); break;
+            case '/': out.push_back('/'); break;
+            case 'b': out.push_back('\b'); break;
+            case 'f': out.push_back('\f'); break;
+            case 'n': out.push_back('\n'); break;
+            case 'r': out.push_back('\r'); break;
+            case 't': out.push_back('\t'); break;
+            case 'u': {
+                std::uint32_t cp = 0;
+                if (!hex4(cp)) return false;
+                if (cp >= 0xD800 && cp < 0xDC00) {
+                    std::uint32_t lo = 0;
+                    if (!literal("\\u") || !hex4(lo) || lo < 0xDC00 || lo >= 0xE000) return false;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                utf8(out, cp);
+                break;
+            }
+            default: return false;
+            }
+        }
+        return false;
+    }
+    bool number(double& out) {
+        const std::size_t start = pos_;
+        if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+        const auto digits = [&] {
+            const std::size_t from = pos_;
+            while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+            return pos_ > from;
+        };
+        if (!digits()) return false;
+        if (pos_ < s_.size() && s_[pos_] == '.') {
+            ++pos_;
+            if (!digits()) return false;
+        }
+        if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+            ++pos_;
+            if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+            if (!digits()) return false;
+        }
+        out = std::strtod(std::string{s_.substr(start, pos_ - start)}.c_str(), nullptr);
+        return true;
+    }
+    bool value(json_value& v, int depth) {
+        if (depth > 64) return false;
+        ws();
+        if (pos_ >= s_.size()) return false;
+        const char c = s_[pos_];
+        if (c == '{') {
+            ++pos_;
+            v.kind_ = json_value::kind::object;
+            ws();
+            if (pos_ < s_.size() && s_[pos_] == '}') {
+                ++pos_;
+                return true;
+            }
+            for (;;) {
+                ws();
+                std::string key;
+                if (!string(key)) return false;
+                ws();
+                if (pos_ >= s_.size() || s_[pos_++] != ':') return false;
+                json_value item;
+                if (!value(item, depth + 1)) return false;
+                v.keys_.push_back(std::move(key));
+                v.items_.push_back(std::move(item));
+                ws();
+                if (pos_ >= s_.size()) return false;
+                if (s_[pos_] == ',') {
+                    ++pos_;
+                    continue;
+                }
+                if (s_[pos_++] != '}') return false;
+                return true;
+            }
+        }
+        if (c == '[') {
+            ++pos_;
+            v.kind_ = json_value::kind::array;
+            ws();
+            if (pos_ < s_.size() && s_[pos_] == ']') {
+                ++pos_;
+                return true;
+            }
+            for (;;) {
+                json_value item;
+                if (!value(item, depth + 1)) return false;
+                v.items_.push_back(std::move(item));
+                ws();
+                if (pos_ >= s_.size()) return false;
+                if (s_[pos_] == ',') {
+                    ++pos_;
+                    continue;
+                }
+                if (s_[pos_++] != ']') return false;
+                return true;
+            }
+        }
+        if (c == '"') {
+            v.kind_ = json_value::kind::string;
+            return string(v.text_);
+        }
+        if (literal("true")) {
+            v.kind_ = json_value::kind::boolean;
+            v.boolean_ = true;
+            return true;
+        }
+        if (literal("false")) {
+            v.kind_ = json_value::kind::boolean;
+            return true;
+        }
+        if (literal("null")) return true;
+        v.kind_ = json_value::kind::number;
+        return number(v.number_);
+    }
+
+    std::string_view s_;
+    std::size_t pos_ = 0;
+};
+
+std::optional<json_value> parse_json(std::string_view text) { return json_parser{text}.document(); }
 
 // ------------------------------------------------------- child process ----
 

@@ -81,6 +81,11 @@ struct broker_options {
     std::optional<std::uint32_t> sys_interval_s;
     // pulsegate only: extra `key = value` lines for [storage].
     std::string storage_toml;
+    // pulsegate only: when set, `pulsegate init --admin-password-file` runs
+    // before the first start, so the operator_admin `admin` has this
+    // password (at least 8 characters). Unset: `serve` initialises the data
+    // dir itself with a generated password nobody reads.
+    std::optional<std::string> admin_password;
 };
 
 // A broker child process on 127.0.0.1:<free port> with its config, data and
@@ -103,6 +108,10 @@ public:
     std::string const& dir() const { return dir_; }
     // pulsegate: [storage] data_dir.
     std::string data_dir() const { return dir_ + "/data"; }
+    // pulsegate: the HTTP port of the last start, from the daemon's log line
+    // "listening proto=http addr=127.0.0.1:PORT"; throws std::runtime_error
+    // when the log has none.
+    std::uint16_t http_port() const;
 
     // SIGTERM and wait for exit (clean shutdown); returns the exit status.
     int stop();
@@ -117,6 +126,7 @@ public:
 private:
     void start();
     void write_config();
+    void init_admin();  // opts_.admin_password: `pulsegate init` before the first start
 
     broker_options opts_;
     std::string dir_;
@@ -404,6 +414,83 @@ private:
     std::map<int, bool> published_;
     bool loop_started_ = false;
 };
+
+// ------------------------------------------------------------------ HTTP --
+
+// One HTTP/1.1 exchange on 127.0.0.1 with Connection: close, for the
+// daemon's REST API. Headers are kept in order; names compare
+// case-insensitively. A chunked body is decoded.
+struct http_response {
+    int status = 0;  // 0: no (complete) response within the timeout
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    // The first header called `name`, or nullopt.
+    std::optional<std::string> header(std::string_view name) const;
+    // "HTTP 404 {...body...}", for failure messages.
+    std::string describe() const;
+};
+
+using http_headers = std::vector<std::pair<std::string, std::string>>;
+
+// Sends `method target` with `headers` (Host, Connection and, when there is
+// a body or the method is not GET/HEAD, Content-Length are added) and reads
+// the whole response. Argon2 logins on a loaded machine can be slow, hence
+// the longer default timeout.
+http_response http_request(std::uint16_t port, std::string_view method, std::string_view target,
+                           http_headers const& headers = {}, std::string_view body = {},
+                           ms timeout = 30s);
+inline http_response http_get(std::uint16_t port, std::string_view target,
+                              http_headers const& headers = {}) {
+    return http_request(port, "GET", target, headers);
+}
+
+// ------------------------------------------------------------------ JSON --
+
+// A parsed JSON document, for reading REST responses in tests. Looking up a
+// missing member or element yields a null value (never throws), so chains
+// like v["user"]["role"].str() are safe; a failed check then names the value.
+class json_value {
+public:
+    enum class kind { null, boolean, number, string, array, object };
+
+    kind type() const { return kind_; }
+    bool is_null() const { return kind_ == kind::null; }
+    bool is_object() const { return kind_ == kind::object; }
+    bool is_array() const { return kind_ == kind::array; }
+    bool is_string() const { return kind_ == kind::string; }
+    bool is_number() const { return kind_ == kind::number; }
+    bool is_bool() const { return kind_ == kind::boolean; }
+
+    // Object member / array element; null when absent or of another kind.
+    json_value const& operator[](std::string_view key) const;
+    json_value const& operator[](std::size_t index) const;
+    bool contains(std::string_view key) const;
+    // Array elements or object members (0 for scalars).
+    std::size_t size() const { return items_.size(); }
+    // Array elements, or object values in document order.
+    std::vector<json_value> const& items() const { return items_; }
+    std::vector<std::string> const& keys() const { return keys_; }  // object only
+
+    std::string const& str() const { return text_; }  // "" unless a string
+    double num() const { return number_; }            // 0 unless a number
+    bool boolean() const { return boolean_; }          // false unless a bool
+    // Compact JSON text (numbers as %.17g), for messages.
+    std::string dump() const;
+
+private:
+    friend class json_parser;
+    kind kind_ = kind::null;
+    bool boolean_ = false;
+    double number_ = 0;
+    std::string text_;
+    std::vector<std::string> keys_;
+    std::vector<json_value> items_;
+};
+
+// nullopt when `text` is not one complete JSON value.
+std::optional<json_value> parse_json(std::string_view text);
+// The JSON text quoted as a string literal ("a\"b"), for building bodies.
+std::string json_quote(std::string_view s);
 
 // ------------------------------------------------------ child processes ---
 

@@ -10,11 +10,11 @@ using namespace pulsegate::broker;
 namespace {
 
 client_identity device(std::string id) {
-    return {"acme", "acme/" + id, false, client_kind::device, std::move(id)};
+    return {"acme", "acme/" + id, false, client_kind::device, std::move(id), {}};
 }
-client_identity integrator() { return {"acme", "acme/api", false, client_kind::integrator, {}}; }
-client_identity operator_user() { return {"", "admin", false, client_kind::operator_, {}}; }
-client_identity anonymous() { return {"default", "anonymous", true, client_kind::anonymous, {}}; }
+client_identity integrator() { return {"acme", "acme/api", false, client_kind::integrator, {}, {}}; }
+client_identity operator_user() { return {"", "admin", false, client_kind::operator_, {}, {}}; }
+client_identity anonymous() { return {"default", "anonymous", true, client_kind::anonymous, {}, {}}; }
 
 } // namespace
 

@@ -363,7 +363,7 @@ struct deferring_authenticator final : authenticator {
         auto answer = [user = std::string(info.username.value_or("")),
                        ok = info.password.value_or("") == "secret"]() -> auth_result {
             if (!ok) return p::reason_code::bad_user_name_or_password;
-            return client_identity{"acme", user, false, client_kind::device, user.substr(5)};
+            return client_identity{"acme", user, false, client_kind::device, user.substr(5), {}};
         };
         if (!defer) return answer();
         workers.emplace_back([done, answer] {

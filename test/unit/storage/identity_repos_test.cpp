@@ -620,3 +620,96 @@ TEST_CASE("schema 3: devices and tokens written by version 2 are kept and usable
     REQUIRE(tokens.create(make_token("acme", "aaaaaaaaaaaa", 1)));
     CHECK(tokens.find_by_public_id("aaaaaaaaaaaa").value().has_value());
 }
+
+// ---- tenants and users: changes made by the operator routes ---------------
+
+TEST_CASE("tenants: update renames and disables in one step; unknown tenants are not_found") {
+    fixture f;
+    tenant_repository tenants(*f.db);
+    REQUIRE(tenants.update("acme", {.name = "Acme Corp", .disabled = true}));
+    auto t = tenants.get("acme").value();
+    REQUIRE(t);
+    CHECK(t->name == "Acme Corp");
+    CHECK(t->disabled);
+
+    REQUIRE(tenants.set_disabled("acme", false));
+    CHECK_FALSE(tenants.get("acme").value()->disabled);
+    CHECK(tenants.get("acme").value()->name == "Acme Corp"); // kept
+
+    CHECK(tenants.update("acme", {.name = ""}).error().code == state_errc::invalid_argument);
+    CHECK(tenants.update("nope", {.disabled = true}).error().code == state_errc::not_found);
+    CHECK(tenants.get("globex").value()->name == "Globex"); // untouched
+}
+
+TEST_CASE("tenants: removal is refused while devices or users remain, unless cascading") {
+    fixture f;
+    tenant_repository tenants(*f.db);
+    device_repository devices(*f.db);
+    api_token_repository tokens(*f.db);
+    REQUIRE(devices.create(make_device("acme", "dev-1")));
+    REQUIRE(tokens.create({"acme", "aaaaaaaaaaaa", "ci", unique_digest(1), std::nullopt, std::nullopt, 7000}));
+
+    auto n = tenants.contents("acme").value();
+    CHECK(n.devices == 1);
+    CHECK(n.users == 1); // alice
+    CHECK(n.api_tokens == 1);
+
+    auto refused = tenants.remove("acme");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == state_errc::constraint_violation);
+    CHECK(refused.error().message.find("1 device and 1 user") != std::string::npos);
+    CHECK(tenants.get("acme").value().has_value());
+    CHECK(devices.get("acme", "dev-1").value().has_value());
+
+    // An empty tenant goes without cascading.
+    REQUIRE(tenants.remove("globex"));
+    CHECK_FALSE(tenants.get("globex").value().has_value());
+    CHECK(tenants.remove("globex").error().code == state_errc::not_found);
+
+    REQUIRE(tenants.remove("acme", tenant_removal::cascade));
+    CHECK_FALSE(tenants.get("acme").value().has_value());
+    CHECK_FALSE(devices.get("acme", "dev-1").value().has_value());
+    CHECK_FALSE(tokens.find_by_public_id("aaaaaaaaaaaa").value().has_value());
+    CHECK_FALSE(user_repository(*f.db).get_by_name("alice").value().has_value());
+    CHECK(user_repository(*f.db).get_by_name("admin").value().has_value());
+}
+
+TEST_CASE("users: update sets the password hash and disabled; remove deletes") {
+    fixture f;
+    user_repository users(*f.db);
+    REQUIRE(users.update(f.alice_id, {.password_hash = "$argon2id$new", .disabled = true}));
+    auto alice = users.get(f.alice_id).value();
+    REQUIRE(alice);
+    CHECK(alice->password_hash == "$argon2id$new");
+    CHECK(alice->disabled);
+
+    REQUIRE(users.set_disabled(f.alice_id, false));
+    REQUIRE(users.set_password_hash(f.alice_id, "$argon2id$newer"));
+    alice = users.get(f.alice_id).value();
+    CHECK_FALSE(alice->disabled);
+    CHECK(alice->password_hash == "$argon2id$newer");
+
+    CHECK(users.update(f.alice_id, {.password_hash = ""}).error().code == state_errc::invalid_argument);
+    CHECK(users.update(9999, {.disabled = true}).error().code == state_errc::not_found);
+
+    REQUIRE(users.remove(f.alice_id));
+    CHECK_FALSE(users.get(f.alice_id).value().has_value());
+    CHECK(users.remove(f.alice_id).error().code == state_errc::not_found);
+}
+
+TEST_CASE("users: the last enabled operator_admin can be neither disabled nor removed") {
+    fixture f;
+    user_repository users(*f.db);
+    CHECK(users.set_disabled(f.admin_id, true).error().code == state_errc::constraint_violation);
+    CHECK(users.remove(f.admin_id).error().code == state_errc::constraint_violation);
+    CHECK_FALSE(users.get(f.admin_id).value()->disabled);
+    // A new password is fine.
+    REQUIRE(users.set_password_hash(f.admin_id, "$argon2id$other"));
+
+    auto second = users.create({std::nullopt, "root2", user_role::operator_admin, "$argon2id$fake", 1000}).value();
+    REQUIRE(users.set_disabled(f.admin_id, true));
+    // Now root2 is the last enabled one; the disabled admin may go.
+    CHECK(users.remove(second).error().code == state_errc::constraint_violation);
+    REQUIRE(users.remove(f.admin_id));
+    CHECK(users.count_operator_admins().value() == 1);
+}

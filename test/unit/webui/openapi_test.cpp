@@ -1,9 +1,12 @@
 // webui/openapi.json stays true to the router: every registered (method,
 // pattern) is documented under `paths` with the same template syntax, every
 // documented operation is registered, path parameters are declared, and
-// every "$ref" resolves. When later issues add routes, build the full route
-// table here and check it the same way.
+// every "$ref" resolves. The route table is the daemon's: the built-in
+// routes, auth, and the REST resources of webui/api.hpp; routes added later
+// belong in full_routes below.
 
+#include "webui/api.hpp"
+#include "webui/auth.hpp"
 #include "webui/builtin_routes.hpp"
 #include "webui/openapi.hpp"
 
@@ -11,7 +14,10 @@
 
 #include <doctest/doctest.h>
 
+#include "test/temp_dir.hpp"
+
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -102,6 +108,30 @@ std::vector<std::string> mismatches(const router& r, const json::value& doc) {
     return out;
 }
 
+// Every route the daemon registers, on services that are never called.
+struct full_routes {
+    pulsegate::test::temp_dir dir;
+    std::unique_ptr<pulsegate::storage::state::database> db;
+    pulsegate::engine::server_key key{};
+    metrics m;
+    readiness checks;
+    std::unique_ptr<auth> a;
+    router r;
+
+    full_routes() {
+        auto opened = pulsegate::storage::state::database::open({.file = dir.path / "state.db"});
+        REQUIRE(opened.has_value());
+        db = std::move(*opened);
+        a = std::make_unique<auth>(*db, key);
+        register_builtin_routes(r, m, checks);
+        a->add_routes(r);
+        const api_services s{db.get(), nullptr, &key, nullptr};
+        add_device_routes(r, *a, s);
+        add_token_routes(r, *a, s);
+        add_operator_routes(r, *a, s);
+    }
+};
+
 } // namespace
 
 TEST_CASE("the OpenAPI document is OpenAPI 3.0 with the shared schemas") {
@@ -114,22 +144,18 @@ TEST_CASE("the OpenAPI document is OpenAPI 3.0 with the shared schemas") {
     check_refs(doc, doc);
 }
 
-TEST_CASE("the built-in routes and the OpenAPI document agree") {
-    metrics m;
-    readiness checks;
-    router r;
-    register_builtin_routes(r, m, checks);
-    REQUIRE(r.routes().size() == 4);
-    const auto problems = mismatches(r, json::parse(openapi_document()));
+TEST_CASE("the daemon's routes and the OpenAPI document agree") {
+    full_routes all;
+    // 4 built-in, 3 auth, 9 devices and telemetry, 3 tokens, 13 operator.
+    REQUIRE(all.r.routes().size() == 32);
+    const auto problems = mismatches(all.r, json::parse(openapi_document()));
     for (const auto& p : problems) FAIL_CHECK(p);
     CHECK(problems.empty());
 }
 
 TEST_CASE("the agreement check notices an undocumented route and a documented one missing") {
-    metrics m;
-    readiness checks;
-    router r;
-    register_builtin_routes(r, m, checks);
+    full_routes all;
+    auto& r = all.r;
     r.add(http::verb::get, "/api/v1/undocumented/{id}", [](const request_context&) { return response{}; });
     auto doc = json::parse(openapi_document());
     doc.at("paths").as_object()["/api/v1/ghost"] = json::parse(R"({"get": {"responses": {}}})");
@@ -137,4 +163,35 @@ TEST_CASE("the agreement check notices an undocumented route and a documented on
     REQUIRE(problems.size() == 2);
     CHECK(problems[0].starts_with("get /api/v1/undocumented/{id}: registered but not"));
     CHECK(problems[1].starts_with("get /api/v1/ghost: in webui/openapi.json but not registered"));
+}
+
+TEST_CASE("the security of every operation: schemes exist, cookie writes need the CSRF token") {
+    const auto doc = json::parse(openapi_document());
+    const auto& schemes = doc.at("components").at("securitySchemes").as_object();
+    CHECK(schemes.contains("bearerAuth"));
+    CHECK(schemes.contains("cookieAuth"));
+    CHECK(schemes.contains("csrfToken"));
+    const std::set<std::string> open{"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"};
+    for (const auto& [pattern, item] : doc.at("paths").as_object()) {
+        for (const auto& [method, op] : item.as_object()) {
+            if (!operation_keys.contains(std::string(method))) continue;
+            const auto where = std::string(method) + " " + std::string(pattern);
+            CAPTURE(where);
+            const auto* sec = op.as_object().if_contains("security");
+            if (sec == nullptr) sec = doc.as_object().if_contains("security");
+            REQUIRE(sec != nullptr);
+            const auto& alternatives = sec->as_array();
+            if (open.contains(std::string(pattern))) {
+                CHECK(alternatives.empty());
+                continue;
+            }
+            REQUIRE_FALSE(alternatives.empty());
+            for (const auto& alt : alternatives) {
+                for (const auto& [name, scopes] : alt.as_object()) CHECK(schemes.contains(name));
+                // A cookie on a state-changing request goes with the CSRF token.
+                if (method != "get" && alt.as_object().contains("cookieAuth"))
+                    CHECK(alt.as_object().contains("csrfToken"));
+            }
+        }
+    }
 }
