@@ -744,6 +744,25 @@ void server::disconnect_if(std::function<bool(const client_identity&)> match, st
     }
 }
 
+void server::publish(std::string topic, std::string payload, std::uint8_t qos, bool retain) {
+    auto m = make_message();
+    m->topic = std::move(topic);
+    m->payload = std::move(payload);
+    m->qos = qos;
+    m->retain = retain;
+    // Spread over the shards by topic: one topic's messages stay in order.
+    auto& shards = impl_->core.shards;
+    auto& sh = *shards[std::hash<std::string>{}(m->topic) % shards.size()];
+    boost::asio::post(sh.ioc, [s = &sh, m = std::move(m)]() mutable {
+        m->origin_shard = s->index;
+        if (m->retain) {
+            m->retain_seq = s->owner.next_retain_seq();
+            s->persist_retained(*m, nullptr);
+        }
+        s->route(message_ptr(std::move(m)), nullptr);
+    });
+}
+
 sys_stats server::stats() const { return impl_->core.counters_snapshot(); }
 
 unsigned server::shard_count() const noexcept {

@@ -67,6 +67,13 @@ public:
     // threads, possibly concurrently.
     void disconnect_if(std::function<bool(const client_identity&)> match, std::string reason);
 
+    // Publishes a message of the server itself (e.g. alert events) on an
+    // internal topic, as if a client had: retained messages are stored and
+    // persisted, subscribers get it at min(qos, their QoS); no ACL, no
+    // observer. Any thread; returns at once. Topic and payload are taken
+    // as they are (the caller makes them valid: no wildcards).
+    void publish(std::string topic, std::string payload, std::uint8_t qos, bool retain);
+
     // Counters of every shard (connections, messages, bytes, ...), as in
     // $SYS; any thread.
     sys_stats stats() const;

@@ -204,6 +204,10 @@ const std::vector<field>& fields() {
               },
               .get = [](const config& c) -> value { return c.delivery.allow_private_targets; }},
 
+        PG_INT(rules, heartbeat_grace_s, heartbeat_grace_s, 0, 86400),
+        PG_INT(rules, alert_retention_days, alert_retention_days, 1, 36500),
+        PG_INT(rules, queue_capacity, queue_capacity, 16, 10000000),
+
         field{.section = "log", .key = "level", .type = kind::string,
               .expected = "one of \"trace\", \"debug\", \"info\", \"warn\", \"error\"",
               .valid = is_log_level,
@@ -221,7 +225,7 @@ const std::vector<field>& fields() {
 
 #undef PG_INT
 
-constexpr std::string_view sections[] = {"mqtt", "http", "storage", "auth", "delivery", "log"};
+constexpr std::string_view sections[] = {"mqtt", "http", "storage", "auth", "delivery", "rules", "log"};
 
 // ---- messages ---------------------------------------------------------------
 

@@ -100,6 +100,15 @@ struct delivery_config {
     friend bool operator==(const delivery_config&, const delivery_config&) = default;
 };
 
+// [rules]: the rules engine (README, "Rules and alerts").
+struct rules_config {
+    std::int64_t heartbeat_grace_s = 120;     // after a start, before any device is declared silent
+    std::int64_t alert_retention_days = 90;   // closed alerts older than this are purged
+    std::int64_t queue_capacity = 16384;      // readings waiting for the engine thread
+
+    friend bool operator==(const rules_config&, const rules_config&) = default;
+};
+
 enum class log_format { logfmt, json };
 
 // [log]: one line per event on stderr.
@@ -128,6 +137,7 @@ struct config {
     storage_config storage;
     auth_config auth;
     delivery_config delivery;
+    rules_config rules;
     log_config log;
     std::vector<acl_entry> acl; // in file order; the first match decides
 

@@ -11,33 +11,47 @@ namespace pulsegate::daemon {
 
 using broker::protocol::reason_code;
 
-std::optional<telemetry_topic> parse_telemetry_topic(std::string_view t) noexcept {
-    constexpr std::string_view root = "t/", devices = "/d/", suffix = "/telemetry";
-    if (!t.starts_with(root) || !t.ends_with(suffix)) return std::nullopt;
+std::optional<device_topic> parse_device_topic(std::string_view t) noexcept {
+    constexpr std::string_view root = "t/", devices = "/d/", telemetry = "/telemetry", heartbeat = "/heartbeat";
+    if (!t.starts_with(root)) return std::nullopt;
+    device_topic out;
+    if (t.ends_with(telemetry)) {
+        t.remove_suffix(telemetry.size());
+    } else if (t.ends_with(heartbeat)) {
+        t.remove_suffix(heartbeat.size());
+        out.what = device_topic::kind::heartbeat;
+    } else {
+        return std::nullopt;
+    }
     t.remove_prefix(root.size());
-    t.remove_suffix(suffix.size());
     const auto cut = t.find(devices);
     if (cut == std::string_view::npos || cut == 0) return std::nullopt;
-    const auto tenant = t.substr(0, cut);
-    const auto device = t.substr(cut + devices.size());
-    if (device.empty() || device.find('/') != std::string_view::npos || tenant.find('/') != std::string_view::npos)
+    out.tenant = t.substr(0, cut);
+    out.device = t.substr(cut + devices.size());
+    if (out.device.empty() || out.device.find('/') != std::string_view::npos ||
+        out.tenant.find('/') != std::string_view::npos)
         return std::nullopt;
-    return telemetry_topic{tenant, device};
+    return out;
 }
 
 ingest::ingest(storage::lmdb_store& store, engine::telemetry_limits limits, bool durable)
     : store_(store), limits_(limits), durable_(durable) {}
 
-void ingest::attach(broker::server& server) {
+void ingest::attach(broker::server& server, engine::rules_engine* rules) {
     server_ = &server;
+    rules_ = rules;
     decoders_.clear();
     for (unsigned i = 0; i < server.shard_count(); ++i)
         decoders_.push_back(std::make_unique<engine::telemetry_decoder>(limits_));
 }
 
 reason_code ingest::on_publish(const broker::message_ptr& m, const broker::ack_hold& hold) {
-    const auto where = parse_telemetry_topic(m->topic);
+    const auto where = parse_device_topic(m->topic);
     if (!where) return reason_code::success;
+    if (where->what == device_topic::kind::heartbeat) {
+        if (rules_ != nullptr) rules_->on_message(where->tenant, where->device, {});
+        return reason_code::success;
+    }
     auto& decoder = *decoders_.at(m->origin_shard);
     auto decoded = decoder.decode(m->payload);
     if (!decoded) {
@@ -63,6 +77,7 @@ reason_code ingest::on_publish(const broker::message_ptr& m, const broker::ack_h
     }
     readings_.fetch_add(1, std::memory_order_relaxed);
     points_.fetch_add(r.metrics.size(), std::memory_order_relaxed);
+    if (rules_ != nullptr) rules_->on_message(r.tenant, r.device, r.metrics);
     return reason_code::success;
 }
 

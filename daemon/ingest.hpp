@@ -1,15 +1,18 @@
 #pragma once
 // Ingest: the broker's publish observer. A publish on a device's telemetry
 // topic (internal `t/{tenant}/d/{device}/telemetry`) is decoded on the
-// publisher's shard and appended to storage; an invalid payload is refused
-// (v5 0x99), counted and logged, and changes nothing. With durability
-// "commit" the publisher's acknowledgement waits for the commit (ack_hold).
+// publisher's shard, appended to storage and handed to the rules engine; an
+// invalid payload is refused (v5 0x99), counted and logged, and changes
+// nothing. With durability "commit" the publisher's acknowledgement waits
+// for the commit (ack_hold). A heartbeat (`.../heartbeat`, any payload)
+// only tells the rules engine the device is alive.
 //
 // Also the adapter that keeps the broker's durable state (persistent
 // sessions, queued and retained messages) in the same LMDB environment.
 
 #include "broker/observer.hpp"
 #include "broker/persistence.hpp"
+#include "engine/rules_engine.hpp"
 #include "engine/telemetry_decoder.hpp"
 #include "storage/lmdb_store.hpp"
 
@@ -28,12 +31,14 @@ class server;
 
 namespace pulsegate::daemon {
 
-// `t/{tenant}/d/{device}/telemetry` -> (tenant, device).
-struct telemetry_topic {
+// `t/{tenant}/d/{device}/telemetry` and `.../heartbeat` -> (tenant, device).
+struct device_topic {
+    enum class kind : std::uint8_t { telemetry, heartbeat };
     std::string_view tenant;
     std::string_view device;
+    kind what = kind::telemetry;
 };
-std::optional<telemetry_topic> parse_telemetry_topic(std::string_view internal_topic) noexcept;
+std::optional<device_topic> parse_device_topic(std::string_view internal_topic) noexcept;
 
 struct ingest_stats {
     std::uint64_t readings = 0;
@@ -48,8 +53,9 @@ public:
     ingest(storage::lmdb_store& store, engine::telemetry_limits limits, bool durable);
 
     // Before the broker starts: one decoder per shard; `server` releases the
-    // holds of refused appends.
-    void attach(broker::server& server);
+    // holds of refused appends. `rules` (may be null) sees every accepted
+    // reading and heartbeat.
+    void attach(broker::server& server, engine::rules_engine* rules = nullptr);
 
     broker::protocol::reason_code on_publish(const broker::message_ptr& m, const broker::ack_hold& hold) override;
 
@@ -62,6 +68,7 @@ private:
     engine::telemetry_limits limits_;
     bool durable_;
     broker::server* server_ = nullptr;
+    engine::rules_engine* rules_ = nullptr;
     std::vector<std::unique_ptr<engine::telemetry_decoder>> decoders_; // by shard
     std::atomic<std::uint64_t> readings_{0}, points_{0}, rejected_{0}, overloaded_{0};
     // Rejections are logged at most `log_burst` per second (a device

@@ -6,10 +6,12 @@
 
 #include "broker/server.hpp"
 #include "daemon/admin.hpp"
+#include "daemon/alert_publisher.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
 #include "daemon/observability.hpp"
+#include "engine/rules_engine.hpp"
 #include "daemon/log.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/state/data_dir_lock.hpp"
@@ -236,6 +238,12 @@ int serve(const config_path& path, bool demo) {
                                                      .topic = e.topic,
                                                      .allow = e.permission == "allow"});
     mqtt_identity identity(**db, *key, std::move(identity_opts));
+    // Declared first: destroyed after the engine, whose sink it is.
+    std::unique_ptr<alert_publisher> alert_events;
+    engine::rules_engine rules(**db, engine::rules_engine_options{
+                                         .heartbeat_grace_s = cfg.rules.heartbeat_grace_s,
+                                         .alert_retention_days = cfg.rules.alert_retention_days,
+                                         .queue_capacity = static_cast<std::size_t>(cfg.rules.queue_capacity)});
 
     std::unique_ptr<broker::server> server;
     std::unique_ptr<observability> http;
@@ -243,11 +251,14 @@ int serve(const config_path& path, bool demo) {
     try {
         server = std::make_unique<broker::server>(to_broker_options(cfg), &identity, &telemetry, &broker_state);
         identity.attach(*server);
-        telemetry.attach(*server);
+        alert_events = std::make_unique<alert_publisher>(*server);
+        rules.add_live_sink(*alert_events);
+        rules.start(); // open alerts, rules, devices; events queue up for the shards
+        telemetry.attach(*server, &rules);
         broker_state.attach(*server);
         store->set_commit_handler(commit_reporter(*server, storage_ok));
         // Before the store starts: it observes the store's commit times.
-        http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity,
+        http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
                                                http_options{.listen = cfg.http.listen});
         server->start(); // restores sessions and retained messages first
         store->start();
@@ -302,6 +313,7 @@ int serve(const config_path& path, bool demo) {
                 http->stop();
                 server->stop();
                 server->join();
+                rules.stop(); // writes the alerts and liveness it holds
                 identity.stop();
                 store->stop(); // commits what is queued; the last acks have nowhere to go
 

@@ -3,6 +3,7 @@
 #include "broker/server.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
+#include "engine/rules_engine.hpp"
 #include "webui/api.hpp"
 #include "storage/lmdb_store.hpp"
 #include "webui/builtin_routes.hpp"
@@ -11,9 +12,40 @@
 
 namespace pulsegate::daemon {
 
+namespace {
+
+// What the REST API changes reaches MQTT (disconnects) and the rules engine
+// (device labels and existence decide rule scopes; a removed tenant's
+// alerts close).
+class api_hooks final : public webui::identity_hooks {
+public:
+    api_hooks(mqtt_identity& identity, engine::rules_engine& rules) : identity_(identity), rules_(rules) {}
+    void device_changed(std::string_view tenant, std::string_view device) override {
+        identity_.device_changed(tenant, device);
+        rules_.devices_changed(tenant);
+    }
+    void token_revoked(const std::optional<std::string_view>& tenant, std::string_view public_id) override {
+        identity_.token_revoked(tenant, public_id);
+    }
+    void tenant_changed(std::string_view tenant) override {
+        identity_.tenant_changed(tenant);
+        rules_.devices_changed(tenant);
+        rules_.rules_changed(tenant);
+    }
+    void user_changed(std::string_view name) override { identity_.user_changed(name); }
+
+private:
+    mqtt_identity& identity_;
+    engine::rules_engine& rules_;
+};
+
+} // namespace
+
 observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                              const std::atomic<bool>& storage_ok, storage::state::database& db,
-                             const engine::server_key& key, mqtt_identity& identity, http_options opts) {
+                             const engine::server_key& key, mqtt_identity& identity, engine::rules_engine& rules,
+                             http_options opts)
+    : hooks_(std::make_unique<api_hooks>(identity, rules)) {
     using stats_of = std::function<double(const broker::sys_stats&)>;
     auto broker_series = [&](const char* name, const char* help, bool counter, stats_of field) {
         auto read = [&server, field] { return field(server.stats()); };
@@ -105,6 +137,31 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     identity_series("pulsegate_auth_cache_misses_total", "Credential checks that went to the database", true,
                     [](const auto& s) { return double(s.cache.misses); });
 
+    using rules_field = std::function<double(const engine::rules_engine_stats&)>;
+    auto rules_series = [&](const char* name, const char* help, bool counter, rules_field field) {
+        auto read = [&rules, field] { return field(rules.stats()); };
+        series_.push_back(counter ? metrics_.add_callback_counter(name, help, read)
+                                  : metrics_.add_callback_gauge(name, help, read));
+    };
+    rules_series("pulsegate_rules_messages_total", "Messages handed to the rules engine", true,
+                 [](const auto& s) { return double(s.queued); });
+    rules_series("pulsegate_rules_dropped_total", "Messages not evaluated: the rules engine queue was full", true,
+                 [](const auto& s) { return double(s.dropped); });
+    rules_series("pulsegate_rules_evaluations_total", "Rule evaluations (rule x reading)", true,
+                 [](const auto& s) { return double(s.eval.evaluations); });
+    rules_series("pulsegate_rules_timers", "Armed timers (for_s, heartbeat deadlines, escalation)", false,
+                 [](const auto& s) { return double(s.eval.timers); });
+    rules_series("pulsegate_alerts_open", "Alerts not closed (open or acknowledged)", false,
+                 [](const auto& s) { return double(s.eval.open_alerts); });
+    rules_series("pulsegate_alerts_opened_total", "Alerts opened", true,
+                 [](const auto& s) { return double(s.eval.opened); });
+    rules_series("pulsegate_alerts_closed_total", "Alerts closed (automatically or by hand)", true,
+                 [](const auto& s) { return double(s.eval.closed); });
+    rules_series("pulsegate_alerts_escalated_total", "Alert escalations", true,
+                 [](const auto& s) { return double(s.eval.escalated); });
+    rules_series("pulsegate_alerts_write_errors_total", "Alert batches the state database refused", true,
+                 [](const auto& s) { return double(s.write_errors); });
+
     auto& commit_seconds = metrics_.add_histogram(
         "pulsegate_storage_commit_duration_seconds", "Time of one storage write transaction, fsync included",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
@@ -124,10 +181,13 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::register_builtin_routes(router_, metrics_, readiness_);
     auth_ = std::make_unique<webui::auth>(db, key, opts.auth);
     auth_->add_routes(router_);
-    const webui::api_services services{.db = &db, .telemetry = &store, .key = &key, .hooks = &identity};
+    const webui::api_services services{.db = &db, .telemetry = &store, .key = &key, .hooks = hooks_.get(), .alerts = &rules};
     webui::add_device_routes(router_, *auth_, services);
     webui::add_token_routes(router_, *auth_, services);
     webui::add_operator_routes(router_, *auth_, services);
+    webui::add_rule_routes(router_, *auth_, services);
+    webui::add_alert_routes(router_, *auth_, services);
+    webui::add_silence_routes(router_, *auth_, services);
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;

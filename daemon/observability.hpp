@@ -26,6 +26,10 @@ class database;
 }
 }
 
+namespace pulsegate::engine {
+class rules_engine;
+}
+
 namespace pulsegate::daemon {
 
 class ingest;
@@ -45,7 +49,7 @@ public:
     // identity changes made through the API.
     observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                   const std::atomic<bool>& storage_ok, storage::state::database& db, const engine::server_key& key,
-                  mqtt_identity& identity, http_options opts);
+                  mqtt_identity& identity, engine::rules_engine& rules, http_options opts);
     ~observability();
 
     // Binds [http] listen; throws (naming the address) when it cannot.
@@ -58,6 +62,7 @@ private:
     webui::readiness readiness_;
     webui::router router_;
     std::unique_ptr<webui::auth> auth_;
+    std::unique_ptr<webui::identity_hooks> hooks_;
     std::vector<webui::callback_registration> series_;
     std::unique_ptr<webui::http_server> http_;
 };

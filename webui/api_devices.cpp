@@ -27,6 +27,7 @@
 #include "webui/api_common.hpp"
 #include "webui/pagination.hpp"
 
+#include "engine/alert_control.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/state/device_repository.hpp"
 
@@ -169,6 +170,7 @@ response create_device(const api_services& s, const caller& c, const request_con
                                                    "with POST /api/v1/devices/" + *id + "/secret"));
         return to_response(from_state(r.error(), "create device"));
     }
+    if (s.alerts != nullptr) s.alerts->devices_changed(*tenant); // heartbeat rules count from now
     auto created = load_device(s, *tenant, *id);
     if (!created) return to_response(created.error());
     auto o = device_json(*created);
@@ -211,6 +213,7 @@ response patch_device(const api_services& s, const caller& c, const request_cont
             if (r.error().code == state::state_errc::not_found) return to_response(no_device(*id));
             return to_response(from_state(r.error(), "update device"));
         }
+        if (*labels && s.alerts != nullptr) s.alerts->devices_changed(*tenant); // label scopes
     }
     if (*disabled && **disabled != before->disabled) {
         if (auto r = devices.set_disabled(*tenant, *id, **disabled); !r) {

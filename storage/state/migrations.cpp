@@ -263,10 +263,46 @@ ALTER TABLE web_sessions ADD COLUMN idle_expires_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE web_sessions ADD COLUMN remote_addr TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Rules and alerts as the engine keeps them: a rule's description and
+// escalation delay; an alert's latest value, escalation level and whether a
+// silence muted it. Purging closed alerts goes by closed_at; a tenant's
+// alert list pages by id. Alert ids are chosen by the engine from max_id():
+// alert_id_high_water keeps the largest id ever deleted (purge, tenant
+// removal), so an id is never reused, since delivery jobs name events by it
+// ("alert:42:opened"). device_liveness keeps when each device last sent
+// anything; no foreign key, as anonymous devices have no devices row.
+constexpr const char* schema_v4 = R"sql(
+ALTER TABLE rules ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE rules ADD COLUMN escalate_after_s INTEGER;
+ALTER TABLE alerts ADD COLUMN last_value REAL;
+ALTER TABLE alerts ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN silenced INTEGER NOT NULL DEFAULT 0 CHECK (silenced IN (0, 1));
+CREATE INDEX alerts_closed_at ON alerts(closed_at) WHERE state = 'closed';
+CREATE INDEX alerts_tenant_id ON alerts(tenant, id);
+
+CREATE TABLE alert_id_high_water (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    max_id  INTEGER NOT NULL
+) STRICT;
+INSERT INTO alert_id_high_water (one, max_id) SELECT 1, coalesce(max(id), 0) FROM alerts;
+CREATE TRIGGER alerts_keep_high_water AFTER DELETE ON alerts
+BEGIN
+    UPDATE alert_id_high_water SET max_id = old.id WHERE max_id < old.id;
+END;
+
+CREATE TABLE device_liveness (
+    tenant           TEXT NOT NULL,
+    device           TEXT NOT NULL,
+    last_message_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, device)
+) STRICT, WITHOUT ROWID;
+)sql";
+
 constexpr std::array all = {
     migration{1, "initial schema", schema_v1},
     migration{2, "users.last_login_at; audit log and rejected events indexes", schema_v2},
     migration{3, "api_tokens.public_id, devices.last_seen_at, web session idle expiry and address", schema_v3},
+    migration{4, "rules and alerts fields of the engine, alert id high-water mark, device liveness", schema_v4},
 };
 
 } // namespace

@@ -1,0 +1,502 @@
+#include "engine/rules_engine.hpp"
+
+#include "storage/state/alert_repository.hpp"
+#include "storage/state/device_repository.hpp"
+#include "storage/state/rule_repository.hpp"
+#include "storage/state/silence_repository.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+namespace pulsegate::engine {
+
+namespace {
+
+namespace st = storage::state;
+
+// Longer tenant or device names (possible only for anonymous clients; ids
+// of registered ones are at most 63 bytes) are not evaluated.
+constexpr std::size_t max_name = 63;
+constexpr std::size_t max_hits = 16;
+
+struct input_record {
+    std::array<char, max_name> tenant;
+    std::array<char, max_name> device;
+    std::uint8_t tenant_len = 0;
+    std::uint8_t device_len = 0;
+    std::uint8_t hits = 0;
+    bool liveness = false;
+    std::array<std::pair<std::uint32_t, double>, max_hits> values;
+
+    std::string_view tenant_name() const noexcept { return {tenant.data(), tenant_len}; }
+    std::string_view device_name() const noexcept { return {device.data(), device_len}; }
+};
+
+std::int64_t system_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+[[noreturn]] void startup_failure(std::string_view what, const st::state_error& e) {
+    throw std::runtime_error("rules engine: cannot load " + std::string(what) + " from the state database: " +
+                             e.message + "; check the data directory and its disk");
+}
+
+template <class T>
+T loaded(st::state_result<T> r, std::string_view what) {
+    if (!r) startup_failure(what, r.error());
+    return std::move(*r);
+}
+
+struct write_batch {
+    std::vector<alert_event> events;
+    std::vector<st::alert_record> dirty;
+    std::vector<st::liveness_record> liveness;
+    bool empty() const noexcept { return events.empty() && dirty.empty() && liveness.empty(); }
+};
+
+bool retryable(const st::state_error& e) {
+    using st::state_errc;
+    const auto c = static_cast<state_errc>(e.code.value());
+    return c == state_errc::busy || c == state_errc::io_error || c == state_errc::storage_full;
+}
+
+} // namespace
+
+struct rules_engine::impl {
+    st::database& db;
+    rules_engine_options opts;
+    clock_fn clock;
+    std::vector<alert_event_sink*> live_sinks, durable_sinks;
+
+    std::atomic<std::shared_ptr<const interest>> snapshot;
+    std::atomic<std::uint64_t> queued{0}, dropped{0}, events_total{0}, write_errors{0}, purged{0};
+
+    // ---- engine thread input ----
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<input_record> ring;
+    std::size_t head = 0, count = 0;
+    std::deque<std::function<void()>> commands;
+    bool stopping = false;
+
+    // ---- engine thread state ----
+    std::unique_ptr<evaluator> eval;
+    std::vector<input_record> batch;
+    std::thread engine_thread;
+    mutable std::mutex stats_mu;
+    evaluator_stats eval_stats;
+
+    // ---- writer ----
+    std::mutex wmu;
+    std::condition_variable wcv;
+    write_batch pending;
+    bool writer_stopping = false;
+    std::thread writer_thread;
+
+    impl(st::database& d, rules_engine_options o, clock_fn c)
+        : db(d), opts(o), clock(c ? std::move(c) : clock_fn(system_now_ms)) {
+        ring.resize(std::max<std::size_t>(opts.queue_capacity, 16));
+        batch.reserve(ring.size());
+    }
+
+    // Runs `f` on the engine thread and waits for it.
+    template <class F>
+    auto on_engine(F&& f) -> decltype(f()) {
+        using R = decltype(f());
+        std::packaged_task<R()> task(std::forward<F>(f));
+        auto done = task.get_future();
+        {
+            std::lock_guard lock(mu);
+            if (stopping || !engine_thread.joinable()) throw std::runtime_error("rules engine is not running");
+            commands.emplace_back([&task] { task(); });
+        }
+        cv.notify_one();
+        return done.get();
+    }
+
+    void publish_interest() { snapshot.store(eval->make_interest(), std::memory_order_release); }
+
+    // ---- loading --------------------------------------------------------------
+
+    std::vector<evaluator::registered_device> load_devices(std::optional<std::string_view> tenant) {
+        std::vector<evaluator::registered_device> out;
+        st::device_repository repo(db);
+        std::optional<std::string> cursor;
+        do {
+            auto page = repo.list_all(1000, cursor, tenant);
+            if (!page) {
+                spdlog::error("rules engine: cannot read devices: {}", page.error().message);
+                break;
+            }
+            for (auto& d : page->items) out.push_back({d.tenant + '\0' + d.id, std::move(d.labels), d.created_at_ms});
+            cursor = page->next_cursor;
+        } while (cursor);
+        return out;
+    }
+
+    // Groups "tenant\0device" entries by tenant.
+    static std::map<std::string, std::vector<evaluator::registered_device>>
+    by_tenant(std::vector<evaluator::registered_device> all) {
+        std::map<std::string, std::vector<evaluator::registered_device>> out;
+        for (auto& d : all) {
+            const auto cut = d.id.find('\0');
+            auto tenant = d.id.substr(0, cut);
+            d.id.erase(0, cut + 1);
+            out[tenant].push_back(std::move(d));
+        }
+        return out;
+    }
+
+    void load(std::int64_t now) {
+        st::alert_repository alerts(db);
+        const auto max_id = loaded(alerts.max_id(), "alerts");
+        const auto open = loaded(alerts.non_closed(), "open alerts");
+        const auto seen = loaded(st::liveness_repository(db).load_all(), "device liveness");
+        const auto rules = loaded(st::rule_repository(db).list_all(), "rules");
+        const auto silences = loaded(st::silence_repository(db).not_ended(now), "silences");
+        auto devices = by_tenant(load_devices(std::nullopt));
+
+        eval = std::make_unique<evaluator>(evaluator_options{opts.heartbeat_grace_s * 1000, opts.tick_ms}, now,
+                                           max_id + 1);
+        eval->restore(open, seen);
+        std::map<std::string, std::vector<st::rule_record>> rules_of;
+        std::map<std::string, std::vector<st::silence_record>> silences_of;
+        std::set<std::string> tenants;
+        for (const auto& r : rules) rules_of[r.tenant].push_back(r), tenants.insert(r.tenant);
+        for (const auto& s : silences) silences_of[s.tenant].push_back(s), tenants.insert(s.tenant);
+        for (const auto& a : open) tenants.insert(a.tenant);
+        for (const auto& [t, d] : devices) tenants.insert(t);
+        for (const auto& t : tenants) {
+            eval->set_devices(t, devices[t], now);
+            eval->set_silences(t, silences_of[t]);
+            eval->set_rules(t, rules_of[t], now);
+        }
+        publish_interest();
+        spdlog::info("rules engine: {} rules, {} open alerts, {} devices with liveness, {} tenants", rules.size(),
+                     open.size(), seen.size(), tenants.size());
+    }
+
+    // ---- engine thread --------------------------------------------------------
+
+    void push(const input_record& r) noexcept {
+        {
+            std::lock_guard lock(mu);
+            if (count == ring.size() || stopping) {
+                dropped.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
+            ring[(head + count) % ring.size()] = r;
+            ++count;
+        }
+        queued.fetch_add(1, std::memory_order_relaxed);
+        cv.notify_one();
+    }
+
+    void dispatch_events() {
+        auto& ev = eval->events();
+        if (ev.empty()) return;
+        for (const auto& e : ev)
+            for (auto* s : live_sinks) s->on_alert_event(e);
+        events_total.fetch_add(ev.size(), std::memory_order_relaxed);
+        {
+            std::lock_guard lock(wmu);
+            for (auto& e : ev) pending.events.push_back(std::move(e));
+        }
+        ev.clear();
+        wcv.notify_one();
+    }
+
+    void flush_dirty() {
+        std::lock_guard lock(wmu);
+        eval->take_dirty(pending.dirty);
+        eval->take_liveness(pending.liveness);
+        if (!pending.empty()) wcv.notify_one();
+    }
+
+    void engine_loop() {
+        auto next_tick = clock() + opts.tick_ms;
+        auto next_flush = clock() + opts.flush_interval_ms;
+        std::deque<std::function<void()>> todo;
+        for (;;) {
+            bool stop_now = false;
+            {
+                std::unique_lock lock(mu);
+                cv.wait_for(lock, std::chrono::milliseconds(opts.tick_ms),
+                            [&] { return stopping || count > 0 || !commands.empty(); });
+                todo.swap(commands);
+                batch.clear();
+                for (; count > 0; --count) {
+                    batch.push_back(ring[head]);
+                    head = (head + 1) % ring.size();
+                }
+                stop_now = stopping;
+            }
+            for (auto& f : todo) f();
+            todo.clear();
+            for (const auto& r : batch) {
+                const auto now = clock();
+                if (r.liveness) eval->on_message(r.tenant_name(), r.device_name(), now);
+                for (std::size_t i = 0; i < r.hits; ++i)
+                    eval->on_reading(r.tenant_name(), r.device_name(), r.values[i].first, r.values[i].second, now);
+            }
+            const auto now = clock();
+            if (now >= next_tick) {
+                eval->tick(now);
+                next_tick = now + opts.tick_ms;
+            }
+            dispatch_events();
+            if (now >= next_flush || stop_now) {
+                flush_dirty();
+                next_flush = now + opts.flush_interval_ms;
+                std::lock_guard lock(stats_mu);
+                eval_stats = eval->stats();
+            }
+            if (stop_now) return;
+        }
+    }
+
+    // ---- writer thread --------------------------------------------------------
+
+    bool write(const write_batch& b) {
+        std::vector<st::alert_record> records;
+        records.reserve(b.events.size() + b.dirty.size());
+        for (const auto& e : b.events) records.push_back(e.alert);
+        records.insert(records.end(), b.dirty.begin(), b.dirty.end());
+        if (!records.empty()) {
+            if (auto r = st::alert_repository(db).upsert(records); !r) {
+                write_errors.fetch_add(1, std::memory_order_relaxed);
+                spdlog::error("rules engine: alerts not written: {}{}", r.error().message,
+                              retryable(r.error()) ? " (will retry)" : " (dropped)");
+                return !retryable(r.error());
+            }
+        }
+        if (!b.liveness.empty()) {
+            if (auto r = st::liveness_repository(db).save(b.liveness); !r) {
+                write_errors.fetch_add(1, std::memory_order_relaxed);
+                spdlog::warn("rules engine: device liveness not written: {}", r.error().message);
+            }
+        }
+        return true;
+    }
+
+    void purge(std::int64_t now) {
+        const auto before = now - opts.alert_retention_days * 86'400'000;
+        if (auto n = st::alert_repository(db).purge_closed_before(before); n && *n > 0) {
+            purged.fetch_add(static_cast<std::uint64_t>(*n), std::memory_order_relaxed);
+            spdlog::info("rules engine: purged {} closed alerts older than {} days", *n, opts.alert_retention_days);
+        } else if (!n) {
+            spdlog::warn("rules engine: alert retention purge failed: {}", n.error().message);
+        }
+        // Silences that ended a day ago no longer explain anything in the UI.
+        (void)st::silence_repository(db).purge_ended_before(now - 86'400'000);
+    }
+
+    void writer_loop() {
+        auto next_purge = clock();
+        write_batch b;
+        for (;;) {
+            bool stop_now = false;
+            {
+                std::unique_lock lock(wmu);
+                wcv.wait_for(lock, std::chrono::seconds(1), [&] { return writer_stopping || !pending.empty(); });
+                // Keep what a failed write left in `b` first: order matters.
+                for (auto& e : pending.events) b.events.push_back(std::move(e));
+                b.dirty.insert(b.dirty.end(), pending.dirty.begin(), pending.dirty.end());
+                b.liveness.insert(b.liveness.end(), pending.liveness.begin(), pending.liveness.end());
+                pending = {};
+                stop_now = writer_stopping;
+            }
+            if (!b.empty()) {
+                if (write(b)) {
+                    for (const auto& e : b.events)
+                        for (auto* s : durable_sinks) s->on_alert_event(e);
+                    b = {};
+                } else if (!stop_now) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                    continue;
+                }
+            }
+            if (const auto now = clock(); now >= next_purge) {
+                purge(now);
+                next_purge = now + opts.purge_interval_ms;
+            }
+            if (stop_now) return;
+        }
+    }
+};
+
+rules_engine::rules_engine(st::database& db, rules_engine_options o, clock_fn clock)
+    : impl_(std::make_unique<impl>(db, o, std::move(clock))) {}
+
+rules_engine::~rules_engine() { stop(); }
+
+void rules_engine::add_live_sink(alert_event_sink& s) { impl_->live_sinks.push_back(&s); }
+void rules_engine::add_durable_sink(alert_event_sink& s) { impl_->durable_sinks.push_back(&s); }
+
+void rules_engine::start() {
+    auto& m = *impl_;
+    m.load(m.clock());
+    m.writer_thread = std::thread([&m] { m.writer_loop(); });
+    m.engine_thread = std::thread([&m] { m.engine_loop(); });
+}
+
+void rules_engine::stop() {
+    auto& m = *impl_;
+    if (!m.engine_thread.joinable()) return;
+    {
+        std::lock_guard lock(m.mu);
+        m.stopping = true;
+    }
+    m.cv.notify_one();
+    m.engine_thread.join();
+    {
+        std::lock_guard lock(m.wmu);
+        m.writer_stopping = true;
+    }
+    m.wcv.notify_one();
+    m.writer_thread.join();
+    m.snapshot.store(nullptr);
+}
+
+void rules_engine::on_message(std::string_view tenant, std::string_view device,
+                              std::span<const storage::metric_value> metrics) noexcept {
+    auto& m = *impl_;
+    const auto snap = m.snapshot.load(std::memory_order_acquire);
+    if (!snap) return;
+    const auto t = snap->tenants.find(tenant);
+    if (t == snap->tenants.end()) return;
+    if (tenant.size() > max_name || device.size() > max_name) return;
+    input_record r;
+    std::memcpy(r.tenant.data(), tenant.data(), tenant.size());
+    r.tenant_len = static_cast<std::uint8_t>(tenant.size());
+    std::memcpy(r.device.data(), device.data(), device.size());
+    r.device_len = static_cast<std::uint8_t>(device.size());
+    r.liveness = t->second.heartbeat;
+    for (const auto& v : metrics) {
+        const auto it = t->second.metrics.find(v.name);
+        if (it == t->second.metrics.end()) continue;
+        if (r.hits == max_hits) {
+            m.push(r);
+            r.hits = 0;
+            r.liveness = false;
+        }
+        r.values[r.hits++] = {it->second, v.value};
+    }
+    if (r.hits > 0 || r.liveness) m.push(r);
+}
+
+rules_engine_stats rules_engine::stats() const {
+    auto& m = *impl_;
+    rules_engine_stats s;
+    {
+        std::lock_guard lock(m.stats_mu);
+        s.eval = m.eval_stats;
+    }
+    s.queued = m.queued.load(std::memory_order_relaxed);
+    s.dropped = m.dropped.load(std::memory_order_relaxed);
+    s.events = m.events_total.load(std::memory_order_relaxed);
+    s.write_errors = m.write_errors.load(std::memory_order_relaxed);
+    s.purged = m.purged.load(std::memory_order_relaxed);
+    return s;
+}
+
+namespace {
+// not_found from the engine: closed (409) or unknown (404)?
+boost::system::result<st::alert_record> refine(boost::system::result<st::alert_record> r, st::database& db,
+                                               std::string_view tenant, std::int64_t id) {
+    if (r || r.error() != make_error_code(alert_errc::not_found)) return r;
+    auto stored = st::alert_repository(db).get(tenant, id);
+    if (stored && *stored && (*stored)->status == st::alert_status::closed)
+        return make_error_code(alert_errc::already_closed);
+    return r;
+}
+} // namespace
+
+boost::system::result<st::alert_record> rules_engine::acknowledge(std::string_view tenant, std::int64_t id,
+                                                                  std::string_view user) {
+    auto& m = *impl_;
+    try {
+        auto r = m.on_engine([&] { return m.eval->acknowledge(tenant, id, user, m.clock()); });
+        return refine(std::move(r), m.db, tenant, id);
+    } catch (const std::runtime_error&) {
+        return make_error_code(alert_errc::unavailable);
+    }
+}
+
+boost::system::result<st::alert_record> rules_engine::close(std::string_view tenant, std::int64_t id,
+                                                            std::string_view user) {
+    auto& m = *impl_;
+    try {
+        auto r = m.on_engine([&] { return m.eval->close(tenant, id, user, m.clock()); });
+        return refine(std::move(r), m.db, tenant, id);
+    } catch (const std::runtime_error&) {
+        return make_error_code(alert_errc::unavailable);
+    }
+}
+
+boost::system::result<st::alert_record> rules_engine::live(std::string_view tenant, std::int64_t id) {
+    auto& m = *impl_;
+    try {
+        return m.on_engine([&] { return m.eval->live(tenant, id); });
+    } catch (const std::runtime_error&) {
+        return make_error_code(alert_errc::unavailable);
+    }
+}
+
+void rules_engine::rules_changed(std::string_view tenant) {
+    auto& m = *impl_;
+    auto rules = st::rule_repository(m.db).list_tenant(tenant);
+    if (!rules) {
+        spdlog::error("rules engine: cannot reload the rules of tenant {}: {}", tenant, rules.error().message);
+        return;
+    }
+    try {
+        m.on_engine([&] {
+            m.eval->set_rules(tenant, *rules, m.clock());
+            m.publish_interest();
+        });
+    } catch (const std::runtime_error&) {
+    }
+}
+
+void rules_engine::silences_changed(std::string_view tenant) {
+    auto& m = *impl_;
+    auto all = st::silence_repository(m.db).not_ended(m.clock());
+    if (!all) {
+        spdlog::error("rules engine: cannot reload the silences of tenant {}: {}", tenant, all.error().message);
+        return;
+    }
+    std::vector<st::silence_record> mine;
+    for (auto& s : *all)
+        if (s.tenant == tenant) mine.push_back(std::move(s));
+    try {
+        m.on_engine([&] { m.eval->set_silences(tenant, mine); });
+    } catch (const std::runtime_error&) {
+    }
+}
+
+void rules_engine::devices_changed(std::string_view tenant) {
+    auto& m = *impl_;
+    auto devices = impl::by_tenant(m.load_devices(tenant));
+    try {
+        m.on_engine([&] {
+            m.eval->set_devices(tenant, devices[std::string(tenant)], m.clock());
+            m.publish_interest();
+        });
+    } catch (const std::runtime_error&) {
+    }
+}
+
+} // namespace pulsegate::engine

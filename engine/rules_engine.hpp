@@ -1,0 +1,99 @@
+#pragma once
+// The rules engine (DESIGN.md, Rules and alerts): the evaluator driven by
+// one engine thread, fed by ingest, with alerts written to the state
+// database by a writer thread.
+//
+//   shard threads --on_message (bounded ring, never blocks)--> engine thread
+//     engine thread: evaluator (rules, timers, alerts in memory)
+//       -> live sinks (MQTT events, UI feed): called on the engine thread,
+//          right after the change, before the database has it
+//       -> writer thread: alerts upserted in batches, liveness saved,
+//          then durable sinks (the router) called after the commit
+//
+// Only readings that some rule can use enter the ring: ingest looks its
+// tenant and metrics up in an immutable snapshot of the rules (no lock).
+// A full ring drops the reading for the rules (storage still has it) and
+// counts it. Repeats (count, last value) and device liveness are written
+// once per flush interval, not per reading.
+//
+// Lifetime: construct, add sinks, start() (loads rules, devices, silences,
+// open alerts and liveness; throws std::runtime_error naming the failure),
+// ..., stop() (drains the ring, writes everything, joins). The alert_control
+// methods may be called from any thread between start() and stop().
+
+#include "engine/alert_control.hpp"
+#include "engine/alert_event.hpp"
+#include "engine/evaluator.hpp"
+#include "storage/lmdb_store.hpp"
+#include "storage/state/database.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace pulsegate::engine {
+
+struct rules_engine_options {
+    std::int64_t heartbeat_grace_s = 120;      // after start, before any device is declared silent
+    std::int64_t alert_retention_days = 90;    // closed alerts older than this are purged
+    std::size_t queue_capacity = 16384;        // readings waiting for the engine thread
+    std::int64_t tick_ms = 100;                // timer resolution
+    std::int64_t flush_interval_ms = 1000;     // repeats and liveness to the database
+    std::int64_t purge_interval_ms = 3'600'000;
+};
+
+struct rules_engine_stats {
+    evaluator_stats eval;
+    std::uint64_t queued = 0;       // messages handed over by ingest
+    std::uint64_t dropped = 0;      // ring full: not evaluated
+    std::uint64_t events = 0;       // alert events emitted
+    std::uint64_t write_errors = 0; // alert/liveness batches the database refused
+    std::uint64_t purged = 0;       // closed alerts removed by retention
+};
+
+class rules_engine final : public alert_control {
+public:
+    using clock_fn = std::function<std::int64_t()>; // epoch ms
+
+    rules_engine(storage::state::database& db, rules_engine_options o, clock_fn clock = {});
+    ~rules_engine() override;
+    rules_engine(const rules_engine&) = delete;
+    rules_engine& operator=(const rules_engine&) = delete;
+
+    // Called on the engine thread for every event, in order, before the
+    // alert is written; must not block (post elsewhere).
+    void add_live_sink(alert_event_sink& s);
+    // Called on the writer thread for every event once its alert is
+    // committed, in order; may take a little time (it holds up writing).
+    void add_durable_sink(alert_event_sink& s);
+
+    void start();
+    void stop();
+
+    // Ingest, any thread, never blocks: a message of `device` (telemetry
+    // with its metrics, or a heartbeat with none).
+    void on_message(std::string_view tenant, std::string_view device,
+                    std::span<const storage::metric_value> metrics) noexcept;
+
+    rules_engine_stats stats() const;
+
+    // alert_control
+    boost::system::result<storage::state::alert_record> acknowledge(std::string_view tenant, std::int64_t id,
+                                                                    std::string_view user) override;
+    boost::system::result<storage::state::alert_record> close(std::string_view tenant, std::int64_t id,
+                                                              std::string_view user) override;
+    boost::system::result<storage::state::alert_record> live(std::string_view tenant, std::int64_t id) override;
+    void rules_changed(std::string_view tenant) override;
+    void silences_changed(std::string_view tenant) override;
+    void devices_changed(std::string_view tenant) override;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace pulsegate::engine
