@@ -1,9 +1,9 @@
 #include "daemon/alert_publisher.hpp"
 
 #include "broker/server.hpp"
+#include "common/json_text.hpp"
 #include "engine/alert_json.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
 namespace pulsegate::daemon {
@@ -13,7 +13,7 @@ void alert_publisher::on_alert_event(const engine::alert_event& e) {
     server_.publish(fmt::format("t/{}/alerts/{}/{}", a.tenant, a.device, a.rule), engine::event_json(e), 1, false);
     // An empty retained payload removes the retained message (MQTT 3.3.1.3).
     auto state = a.status == storage::state::alert_status::closed ? std::string()
-                                                                  : boost::json::serialize(engine::alert_json(a));
+                                                                  : common::to_json_text(engine::alert_json(a));
     server_.publish(fmt::format("t/{}/alert-state/{}/{}", a.tenant, a.device, a.rule), std::move(state), 1, true);
 }
 

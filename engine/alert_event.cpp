@@ -1,10 +1,9 @@
 #include "engine/alert_event.hpp"
 
-#include "engine/alert_control.hpp"
+#include "common/json_text.hpp"
 #include "common/time.hpp"
+#include "engine/alert_control.hpp"
 #include "engine/alert_json.hpp"
-
-#include <boost/json/serialize.hpp>
 
 namespace pulsegate::engine {
 
@@ -18,7 +17,7 @@ std::string event_json(const alert_event& e) {
     for (const auto& [k, v] : e.labels) labels[k] = v;
     a["labels"] = std::move(labels);
     o["alert"] = std::move(a);
-    return boost::json::serialize(o);
+    return common::to_json_text(o);
 }
 
 } // namespace pulsegate::engine

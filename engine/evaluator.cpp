@@ -212,11 +212,14 @@ struct evaluator::impl {
         emit(alert_event_type::opened, e, now_ms);
     }
 
+    // (Re)arms the escalation of `e` under rule `r`; a timer armed before
+    // is void from now on, even when `r` no longer escalates.
     void schedule_escalation(alert_entry& e, const compiled_rule& r, std::int64_t now_ms) {
+        ++e.escalation_gen;
         if (!r.rec.escalate_after_s || e.rec.status != alert_status::open) return;
         const auto from = e.rec.escalated_at_ms.value_or(e.rec.opened_at_ms);
         wheel.schedule(std::max(now_ms, from + *r.rec.escalate_after_s * 1000),
-                       {e.dev, e.rec.id, ++e.escalation_gen, timer_kind::escalate});
+                       {e.dev, e.rec.id, e.escalation_gen, timer_kind::escalate});
     }
 
     // Closes `id` (automatically when `by` is empty) and forgets it.
@@ -273,7 +276,7 @@ struct evaluator::impl {
         case timer_kind::pending: {
             const auto* r = enabled_rule(*dev.tenant, ref.id, rule_kind::threshold);
             const auto s = dev.slots.find(ref.id);
-            if (r == nullptr || s == dev.slots.end()) return;
+            if (r == nullptr || s == dev.slots.end() || !in_scope(r->rec, dev)) return;
             auto& slot = s->second;
             if (slot.th.phase != threshold_phase::pending || slot.th.due_ms(r->params) != deadline_ms) return;
             if (slot.th.on_time(r->params, now_ms) == threshold_action::open && slot.alert_id == 0)
@@ -301,7 +304,9 @@ struct evaluator::impl {
             if (it == alerts.end() || it->second.escalation_gen != ref.gen) return;
             auto& e = it->second;
             const auto rit = dev.tenant->rules.find(e.rec.rule);
-            if (e.rec.status != alert_status::open || rit == dev.tenant->rules.end()) return;
+            if (e.rec.status != alert_status::open || rit == dev.tenant->rules.end() ||
+                !rit->second->rec.escalate_after_s)
+                return;
             ++e.rec.escalation_level;
             e.rec.escalated_at_ms = now_ms;
             ++counters.escalated;
@@ -314,13 +319,22 @@ struct evaluator::impl {
 
     // Closes the tenant's alerts whose rule is gone, disabled or no longer
     // covers the device; arms heartbeats of devices that came into scope.
+    // An alert whose rule no longer watches what it was opened for (rule
+    // gone, disabled, another kind or metric, device out of scope) would
+    // never close by itself: it closes now.
+    static bool still_watched(const alert_entry& e, const compiled_rule* r) {
+        if (r == nullptr || !r->rec.enabled || !in_scope(r->rec, *e.dev)) return false;
+        if (e.rec.kind == alert_kind::threshold)
+            return r->rec.kind == rule_kind::threshold && r->rec.metric == e.rec.metric;
+        return r->rec.kind == rule_kind::heartbeat && r->timeout_ms > 0;
+    }
+
     void rescope(tenant_state& t, std::int64_t now_ms) {
         std::vector<std::int64_t> to_close;
         for (const auto& [id, e] : alerts) {
             if (e.dev->tenant != &t) continue;
             const auto it = t.rules.find(e.rec.rule);
-            if (it == t.rules.end() || !it->second->rec.enabled || !in_scope(it->second->rec, *e.dev))
-                to_close.push_back(id);
+            if (!still_watched(e, it == t.rules.end() ? nullptr : it->second.get())) to_close.push_back(id);
         }
         std::sort(to_close.begin(), to_close.end());
         for (const auto id : to_close) close_alert(id, std::nullopt, now_ms);

@@ -1,10 +1,10 @@
 #pragma once
-// The REST resources of DESIGN.md (Web UI and REST API) that belong to
-// identity and telemetry: devices (+ telemetry query and latest), API
-// tokens, and the operator routes (tenants, users, devices, audit log,
-// rejected events). Every route goes through auth::guard; tenant routes take
-// the tenant from the caller only, and another tenant's ids answer 404 like
-// unknown ones. Operator routes append their audit entry before they read
+// The REST resources of DESIGN.md (Web UI and REST API): devices (+
+// telemetry query and latest), API tokens, rules (+ dry run), alerts,
+// silences, and the operator routes (tenants, users, devices, alerts, audit
+// log, rejected events). Every route goes through auth::guard; tenant routes
+// take the tenant from the caller only, and another tenant's ids answer 404
+// like unknown ones. Operator routes append their audit entry before they read
 // or write anything (no entry, no data: 503).
 
 #include "engine/identity.hpp"
@@ -16,6 +16,9 @@
 namespace pulsegate::storage {
 class lmdb_store;
 }
+namespace pulsegate::engine {
+class alert_control;
+}
 
 namespace pulsegate::webui {
 
@@ -24,10 +27,17 @@ struct api_services {
     const storage::lmdb_store* telemetry = nullptr;    // required for the telemetry routes
     const engine::server_key* key = nullptr;           // required (device secrets, tokens)
     identity_hooks* hooks = nullptr;                   // may be null (tests without MQTT)
+    // The rules engine. Null (tests without an engine): rule and silence
+    // writes still go to the database but nobody is told; alert ack/close
+    // answer 503; an alert is read from the database only.
+    engine::alert_control* alerts = nullptr;
 };
 
 void add_device_routes(router& r, auth& a, const api_services& s);   // webui/api_devices.cpp
 void add_token_routes(router& r, auth& a, const api_services& s);    // webui/api_tokens.cpp
 void add_operator_routes(router& r, auth& a, const api_services& s); // webui/api_operator.cpp
+void add_rule_routes(router& r, auth& a, const api_services& s);     // webui/api_rules.cpp
+void add_alert_routes(router& r, auth& a, const api_services& s);    // webui/api_alerts.cpp
+void add_silence_routes(router& r, auth& a, const api_services& s);  // webui/api_silences.cpp
 
 } // namespace pulsegate::webui

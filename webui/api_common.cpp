@@ -2,62 +2,20 @@
 
 #include "webui/json_body.hpp"
 
+#include "common/time.hpp"
+#include "storage/state/api_token_repository.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <chrono>
-#include <cstdio>
+#include <cmath>
+#include <limits>
 
 namespace pulsegate::webui::detail {
 
 namespace {
 
 namespace state = storage::state;
-
-// Days since 1970-01-01 of a civil date, and back (H. Hinnant's algorithms):
-// exact for every date of the proleptic Gregorian calendar.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-struct civil {
-    std::int64_t y;
-    unsigned m, d;
-};
-
-civil civil_from_days(std::int64_t z) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const auto doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    return {static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2), m, d};
-}
-
-unsigned days_in_month(std::int64_t y, unsigned m) {
-    static constexpr unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
-// Exactly `n` digits at `p` of `s` as a number, or -1.
-int digits(std::string_view s, std::size_t p, std::size_t n) {
-    if (p + n > s.size()) return -1;
-    int v = 0;
-    for (std::size_t i = p; i < p + n; ++i) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
 
 std::string json_type_name(const json::value& v) {
     switch (v.kind()) {
@@ -80,72 +38,16 @@ api_error wrong_type(std::string_view field, std::string_view expected, const js
 
 } // namespace
 
-std::int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+std::int64_t now_ms() { return common::now_ms(); }
 
-std::string rfc3339(std::int64_t epoch_ms) {
-    // Floor division, so that times before 1970 format too.
-    std::int64_t days = epoch_ms / 86400000;
-    std::int64_t rest = epoch_ms % 86400000;
-    if (rest < 0) {
-        rest += 86400000;
-        --days;
-    }
-    const auto c = civil_from_days(days);
-    const auto ms = static_cast<int>(rest % 1000);
-    const auto secs = static_cast<int>(rest / 1000);
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<long long>(c.y), c.m, c.d,
-                  secs / 3600, secs / 60 % 60, secs % 60, ms);
-    return buf;
-}
+std::string rfc3339(std::int64_t epoch_ms) { return common::rfc3339(epoch_ms); }
 
 json::value rfc3339_or_null(const std::optional<std::int64_t>& epoch_ms) {
     if (!epoch_ms) return nullptr;
-    return json::value(rfc3339(*epoch_ms));
+    return json::value(common::rfc3339(*epoch_ms));
 }
 
-std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
-    // 2026-11-23T12:00:00 is 19 characters; then a fraction, then the zone.
-    const int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
-    const int h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2);
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
-        return std::nullopt;
-    if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
-        return std::nullopt;
-    if (static_cast<unsigned>(d) > days_in_month(y, static_cast<unsigned>(mo))) return std::nullopt;
-    std::size_t p = 19;
-    std::int64_t ms = 0;
-    if (p < s.size() && s[p] == '.') {
-        ++p;
-        const std::size_t start = p;
-        int scale = 100;
-        while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-            ms += (s[p] - '0') * scale;
-            scale /= 10;
-            ++p;
-        }
-        if (p == start) return std::nullopt;
-    }
-    std::int64_t offset_min = 0;
-    if (p < s.size() && (s[p] == 'Z' || s[p] == 'z')) {
-        ++p;
-    } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-        const int oh = digits(s, p + 1, 2), om = digits(s, p + 4, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59 || p + 3 >= s.size() || s[p + 3] != ':') return std::nullopt;
-        offset_min = (s[p] == '+' ? 1 : -1) * (oh * 60 + om);
-        p += 6;
-    } else {
-        return std::nullopt; // a time without a zone is ambiguous
-    }
-    if (p != s.size()) return std::nullopt;
-    // A leap second (:60) counts as the next second.
-    const std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-    const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    return secs * 1000 + ms;
-}
+std::optional<std::int64_t> parse_rfc3339(std::string_view text) { return common::parse_rfc3339(text); }
 
 api_error invalid(std::string_view field, const engine::validation& v) {
     return api_error::invalid_argument(std::string(field), v.reason);
@@ -205,6 +107,42 @@ api_result<std::optional<bool>> optional_bool(const json::object& o, std::string
     return std::optional<bool>(v->get_bool());
 }
 
+api_result<std::optional<double>> optional_number(const json::object& o, std::string_view field) {
+    const auto* v = o.if_contains(field);
+    if (v == nullptr || v->is_null()) return std::optional<double>();
+    if (!v->is_number()) return wrong_type(field, "a number", *v);
+    const double d = v->to_number<double>();
+    if (!std::isfinite(d))
+        return api_error::invalid_argument(std::string(field), std::string(field) + " must be a finite number");
+    return std::optional<double>(d);
+}
+
+api_result<std::optional<std::int64_t>> optional_integer(const json::object& o, std::string_view field,
+                                                         std::int64_t min, std::int64_t max) {
+    const auto* v = o.if_contains(field);
+    if (v == nullptr || v->is_null()) return std::optional<std::int64_t>();
+    const auto out_of_range = [&] {
+        return api_error::invalid_argument(std::string(field), std::string(field) + " must be a whole number from " +
+                                                                   std::to_string(min) + " to " + std::to_string(max));
+    };
+    if (!v->is_number()) return wrong_type(field, "a whole number", *v);
+    std::int64_t n = 0;
+    if (v->is_int64()) {
+        n = v->get_int64();
+    } else if (v->is_uint64()) {
+        if (v->get_uint64() > static_cast<std::uint64_t>(max)) return out_of_range();
+        n = static_cast<std::int64_t>(v->get_uint64());
+    } else {
+        // 60.0 is 60; 60.5, and anything far outside int64, is not.
+        const double d = v->get_double();
+        if (!std::isfinite(d) || d != std::trunc(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+            return out_of_range();
+        n = static_cast<std::int64_t>(d);
+    }
+    if (n < min || n > max) return out_of_range();
+    return std::optional<std::int64_t>(n);
+}
+
 api_result<std::string> required_string(const json::object& o, std::string_view field) {
     auto v = optional_string(o, field);
     if (!v) return v.error();
@@ -246,6 +184,67 @@ api_result<std::string> path_id(const request_context& ctx, std::string_view par
     const auto id = ctx.path_param(param);
     if (auto ok = validator(id); !ok) return invalid(field, ok);
     return std::string(id);
+}
+
+api_result<std::int64_t> path_number_id(const request_context& ctx, std::string_view what, std::string_view list) {
+    const auto text = ctx.path_param("id");
+    std::int64_t id = 0;
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, id);
+    if (ec != std::errc() || ptr != end || id <= 0)
+        return api_error::invalid_argument("id", std::string(what) + " id must be a positive whole number (as " +
+                                                     std::string(list) + " shows them), not \"" +
+                                                     std::string(text.substr(0, 32)) + "\"");
+    return id;
+}
+
+api_result<state::alert_filter> alert_filter_of(const request_context& ctx) {
+    // 9999-12-31T23:59:59.999Z: far from overflow, later than any real time.
+    constexpr std::int64_t max_time_ms = 253402300799999LL;
+    state::alert_filter f;
+    if (const auto v = ctx.query_param("status")) {
+        f.status = state::parse_alert_status(*v);
+        if (!f.status)
+            return api_error::invalid_argument("status", "status must be open, acknowledged or closed");
+    }
+    if (const auto v = ctx.query_param("severity")) {
+        f.sev = state::parse_severity(*v);
+        if (!f.sev)
+            return api_error::invalid_argument("severity",
+                                               "severity must be critical, major, minor, warning or info");
+    }
+    if (const auto v = ctx.query_param("device")) {
+        if (auto ok = engine::validate_device_id(*v); !ok) return invalid("device", ok);
+        f.device = std::string(*v);
+    }
+    if (const auto v = ctx.query_param("kind")) {
+        f.kind = state::parse_alert_kind(*v);
+        if (!f.kind) return api_error::invalid_argument("kind", "kind must be THRESHOLD or NO_HEARTBEAT");
+    }
+    auto rule = query_int64(ctx, "rule", 1, std::numeric_limits<std::int64_t>::max());
+    if (!rule) return rule.error();
+    f.rule = *rule;
+    auto from = query_int64(ctx, "from", 0, max_time_ms);
+    if (!from) return from.error();
+    auto to = query_int64(ctx, "to", 0, max_time_ms);
+    if (!to) return to.error();
+    if (*from && *to && **from >= **to)
+        return api_error::invalid_argument("from", "from (" + std::to_string(**from) + ") must be before to (" +
+                                                       std::to_string(**to) +
+                                                       "); both are epoch milliseconds on opened_at, from "
+                                                       "inclusive, to exclusive");
+    f.from_ms = *from;
+    f.to_ms = *to;
+    return f;
+}
+
+api_result<std::string> signature_of(state::database& db, const caller& c) {
+    if (c.via == caller::method::session) return c.name;
+    auto t = state::api_token_repository(db).get(c.tenant, c.name);
+    if (!t) return from_state(t.error(), "get API token");
+    // Revoked between its check and now: its public id still says who.
+    if (!*t) return "token " + c.name;
+    return (*t)->name;
 }
 
 json::object device_json(const state::device& d, bool with_tenant) {

@@ -14,6 +14,7 @@
 //     logged with the details the answer leaves out.
 
 #include "engine/identity.hpp"
+#include "storage/state/alert_repository.hpp"
 #include "storage/state/device_repository.hpp"
 #include "storage/state/error.hpp"
 #include "webui/api_error.hpp"
@@ -37,14 +38,13 @@ template <class T>
 using api_result = boost::system::result<T, api_error>;
 
 // ---- time -------------------------------------------------------------------
+// Forwards to common/time.hpp (shared with the engine's alert events).
 
 std::int64_t now_ms();
 // "2026-11-23T12:00:00.123Z".
 std::string rfc3339(std::int64_t epoch_ms);
 json::value rfc3339_or_null(const std::optional<std::int64_t>& epoch_ms);
-// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)" ('t' and 'z' in either
-// case) to epoch ms; fractions below a millisecond are cut. nullopt if the
-// text is not such a time or names no real date.
+// common::parse_rfc3339: RFC 3339 with a zone to epoch ms, nullopt otherwise.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 
 // ---- errors -----------------------------------------------------------------
@@ -67,6 +67,11 @@ api_result<json::object> body_object(const request_context& ctx);
 // Members of `o`; absent or null answer nullopt.
 api_result<std::optional<std::string>> optional_string(const json::object& o, std::string_view field);
 api_result<std::optional<bool>> optional_bool(const json::object& o, std::string_view field);
+// A finite number (JSON integer or not).
+api_result<std::optional<double>> optional_number(const json::object& o, std::string_view field);
+// A whole number in [min, max] (2 and 2.0 alike).
+api_result<std::optional<std::int64_t>> optional_integer(const json::object& o, std::string_view field,
+                                                         std::int64_t min, std::int64_t max);
 // A required string member (400 "field is required" when absent or null).
 api_result<std::string> required_string(const json::object& o, std::string_view field);
 // {"k": "v", ...}: string values, validated with engine::validate_labels.
@@ -81,6 +86,20 @@ api_result<std::optional<std::int64_t>> query_int64(const request_context& ctx, 
 // naming `field` otherwise.
 api_result<std::string> path_id(const request_context& ctx, std::string_view param, std::string_view field,
                                 engine::validation (*validator)(std::string_view));
+
+// A positive whole-number id (rules, alerts, silences) from path parameter
+// "id"; 400 naming "id" otherwise. `what` names the resource in the message
+// ("rule") and `list` the route that lists them.
+api_result<std::int64_t> path_number_id(const request_context& ctx, std::string_view what, std::string_view list);
+
+// The filters of GET /api/v1/alerts and /api/v1/operator/alerts: status,
+// severity, device, kind, rule, from and to (epoch ms on opened_at,
+// from < to); 400 naming the parameter.
+api_result<storage::state::alert_filter> alert_filter_of(const request_context& ctx);
+
+// How a caller signs what it does (acknowledged_by, closed_by, created_by):
+// a user's name, or an API token's name.
+api_result<std::string> signature_of(storage::state::database& db, const caller& c);
 
 // ---- shapes -----------------------------------------------------------------
 

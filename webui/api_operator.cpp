@@ -5,6 +5,7 @@
 //   GET|POST        /api/v1/operator/users?tenant=      {"username","password","role","tenant"?} -> 201
 //   GET|PATCH|DELETE /api/v1/operator/users/{username}  PATCH {"password"?,"disabled"?}
 //   GET             /api/v1/operator/devices?tenant=
+//   GET             /api/v1/operator/alerts?tenant=&status=&severity=&device=&kind=&rule=&from=&to=
 //   GET             /api/v1/operator/audit?tenant=&actor=
 //   GET             /api/v1/operator/rejected?tenant=
 //
@@ -24,6 +25,8 @@
 #include "webui/api_common.hpp"
 #include "webui/pagination.hpp"
 
+#include "engine/alert_json.hpp"
+#include "storage/state/alert_repository.hpp"
 #include "storage/state/audit_repository.hpp"
 #include "storage/state/device_repository.hpp"
 #include "storage/state/rejected_event_repository.hpp"
@@ -481,6 +484,28 @@ response list_all_devices(const api_services& s, const caller& c, const request_
     return list_response(std::move(items), std::move(got->next_cursor));
 }
 
+// The filters as GET /api/v1/alerts takes them, over every tenant (or one).
+response list_all_alerts(const api_services& s, const caller& c, const request_context& ctx) {
+    if (auto a = audit_first(s, c, ctx, {"alert.list", valid_tenant(ctx.query_param("tenant")), ""}); !a)
+        return to_response(a.error());
+    auto page = parse_page(ctx);
+    if (!page) return to_response(page.error());
+    auto tenant = tenant_filter(ctx);
+    if (!tenant) return to_response(tenant.error());
+    auto filter = alert_filter_of(ctx);
+    if (!filter) return to_response(filter.error());
+    const auto cursor = page->cursor.empty() ? std::nullopt : std::optional<std::string_view>(page->cursor);
+    const auto only = *tenant ? std::optional<std::string_view>(**tenant) : std::nullopt;
+    auto got = state::alert_repository(*s.db).list_all(*filter, page->limit, cursor, only);
+    if (!got) {
+        if (got.error().code == state::state_errc::invalid_argument) return to_response(bad_cursor());
+        return to_response(from_state(got.error(), "list alerts"));
+    }
+    json::array items;
+    for (const auto& a : got->items) items.push_back(engine::alert_json(a));
+    return list_response(std::move(items), std::move(got->next_cursor));
+}
+
 response list_audit(const api_services& s, const caller& c, const request_context& ctx) {
     if (auto a = audit_first(s, c, ctx, {"audit.list", valid_tenant(ctx.query_param("tenant")), ""}); !a)
         return to_response(a.error());
@@ -577,6 +602,7 @@ void add_operator_routes(router& r, auth& a, const api_services& s) {
     r.add(v::patch, "/api/v1/operator/users/{username}", bind(write, patch_user));
     r.add(v::delete_, "/api/v1/operator/users/{username}", bind(write, delete_user));
     r.add(v::get, "/api/v1/operator/devices", bind(read, list_all_devices));
+    r.add(v::get, "/api/v1/operator/alerts", bind(read, list_all_alerts));
     r.add(v::get, "/api/v1/operator/audit", bind(read, list_audit));
     r.add(v::get, "/api/v1/operator/rejected", bind(read, list_rejected));
 }

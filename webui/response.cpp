@@ -1,8 +1,9 @@
 #include "webui/response.hpp"
 
+#include "common/json_text.hpp"
+
 #include <boost/beast/core/string.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace pulsegate::webui {
 
@@ -13,7 +14,7 @@ std::string_view response::header(std::string_view name) const noexcept {
 }
 
 response json_response(const json::value& v, http::status status) {
-    return {status, json::serialize(v), std::string(json_content_type), {}};
+    return {status, common::to_json_text(v), std::string(json_content_type), {}};
 }
 
 response text_response(std::string body, std::string_view content_type, http::status status) {

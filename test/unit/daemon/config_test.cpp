@@ -252,10 +252,10 @@ TEST_CASE("unknown sections and keys are errors") {
     CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
     CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
           "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [storage], [auth], "
-          "[delivery], [log])");
+          "[delivery], [rules], [log])");
     CHECK(error_of("listen = \"0.0.0.0:1883\"\n") ==
           "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], "
-          "[storage], [auth], [delivery], [log])");
+          "[storage], [auth], [delivery], [rules], [log])");
     CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
     CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") ==
           "pulsegate.toml: [[bridge]]: not supported yet (arrives with a later issue); remove it");
