@@ -40,6 +40,8 @@ struct device_state {
     std::int64_t since_ms = 0;        // registered or first seen
     std::int64_t last_message_ms = 0; // 0: never heard from
     bool liveness_dirty = false;
+    bool registered = false;          // listed by the last set_devices
+    bool removed = false;             // was registered, no longer is: in no rule's scope
     int silent = 0;                   // open NO_HEARTBEAT alerts
     boost::unordered_flat_map<std::int64_t, rule_slot> slots; // by rule id
 };
@@ -70,6 +72,7 @@ struct alert_entry {
 };
 
 bool in_scope(const st::rule_record& r, const device_state& d) {
+    if (d.removed) return false;
     if (r.scope.device) return *r.scope.device == d.id;
     for (const auto& [k, v] : r.scope.labels) {
         const auto it = d.labels.find(k);
@@ -379,10 +382,17 @@ void evaluator::set_devices(std::string_view tenant, std::span<const registered_
                             std::int64_t now_ms) {
     auto& m = *impl_;
     auto& t = m.tenant(tenant);
-    for (auto& [id, dev] : t.devices) dev->labels.clear();
+    // A device that was registered and is no longer listed was deleted:
+    // its alerts close and no rule watches it any more.
+    for (auto& [id, dev] : t.devices) {
+        dev->labels.clear();
+        if (dev->registered) dev->removed = true;
+    }
     for (const auto& d : devices) {
         auto& dev = m.device(t, d.id, d.created_at_ms, now_ms);
         dev.labels = d.labels;
+        dev.registered = true;
+        dev.removed = false;
     }
     m.rescope(t, now_ms);
 }
@@ -459,6 +469,7 @@ void evaluator::on_message(std::string_view tenant, std::string_view device, std
     auto& t = m.tenant(tenant);
     auto& dev = m.device(t, device, now_ms, now_ms);
     ++m.counters.messages;
+    dev.removed = false; // heard from again (anonymous clients can)
     dev.last_message_ms = std::max(dev.last_message_ms, now_ms);
     if (!dev.liveness_dirty) {
         dev.liveness_dirty = true;

@@ -1290,3 +1290,29 @@ TEST_CASE("take_liveness reports each device whose last message changed, once") 
     CHECK(e.ev.stats().messages == 5);
     CHECK(e.ev.stats().devices == 3);
 }
+
+TEST_CASE("a deleted device: its alerts close and no heartbeat rule declares it silent afterwards") {
+    engine e;
+    e.devices("t1", {{"d1", {}, T0 - day_ms}, {"d2", {}, T0 - day_ms}});
+    e.rules("t1", {th_rule(1, "temp", compare_op::gt, 30), hb_rule(2, 10, 1)});
+    e.reading("t1", "d1", "temp", 31, T0 + 1000);
+    e.reading("t1", "d2", "temp", 20, T0 + 1000);
+    auto opened = e.take();
+    REQUIRE(opened.size() == 1);
+    CHECK(is_open_event(opened[0], "d1"));
+
+    // d1 is deleted (no longer listed): its threshold alert closes.
+    e.devices("t1", {{"d2", {}, T0 - day_ms}}, T0 + 2000);
+    auto closed = e.take();
+    REQUIRE(closed.size() == 1);
+    CHECK(closed[0].type == ev::closed);
+    CHECK(closed[0].alert.device == "d1");
+    CHECK_FALSE(closed[0].alert.closed_by.has_value());
+
+    // Both fall silent: only d2, still registered, gets NO_HEARTBEAT.
+    e.ev.tick(T0 + 60'000);
+    auto silent = e.take();
+    REQUIRE(silent.size() == 1);
+    CHECK(is_open_event(silent[0], "d2"));
+    CHECK(silent[0].alert.kind == st::alert_kind::no_heartbeat);
+}
