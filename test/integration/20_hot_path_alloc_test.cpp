@@ -1,6 +1,7 @@
 // The QoS 0 hot path allocates nothing per message in steady state
 // (DESIGN.md, Threads and performance), with and without telemetry ingest
-// (JSON decoding and the append to storage). An in-process broker on loopback, a
+// (JSON decoding and the append to storage) and the rules engine (every
+// reading evaluated against threshold rules, liveness for a heartbeat rule). An in-process broker on loopback, a
 // raw publisher and a raw subscriber whose loops allocate nothing, and a
 // global operator new that counts: after a warm-up, 20,000 more messages
 // through the broker must cost far fewer than one allocation each (batches
@@ -9,7 +10,11 @@
 #include "broker/options.hpp"
 #include "broker/server.hpp"
 #include "daemon/ingest.hpp"
+#include "engine/rules_engine.hpp"
 #include "storage/lmdb_store.hpp"
+#include "storage/state/database.hpp"
+#include "storage/state/rule_repository.hpp"
+#include "storage/state/tenant_repository.hpp"
 
 #include <doctest/doctest.h>
 
@@ -189,6 +194,78 @@ TEST_CASE("steady-state telemetry ingest (decode + append to storage) allocates 
         CHECK(ingest.stats().rejected == 0);
         srv.stop();
         srv.join();
+        store.stop();
+    }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("steady-state ingest with the rules engine evaluating every reading allocates (almost) nothing") {
+    namespace fs = std::filesystem;
+    namespace st = pulsegate::storage::state;
+    const auto dir = fs::temp_directory_path() / ("pg-hotpath-rules-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    {
+        auto db = st::database::open({.file = dir / "state.db"});
+        REQUIRE(db);
+        REQUIRE(st::tenant_repository(**db).create({.id = "default", .name = "Default"}));
+        // Three threshold rules on two of the reading's metrics (never
+        // breached: the steady state is "nothing changes") and a heartbeat.
+        auto rule = [](std::string name, std::string metric, double value) {
+            st::rule_record r;
+            r.tenant = "default";
+            r.name = std::move(name);
+            r.metric = std::move(metric);
+            r.op = st::compare_op::gt;
+            r.value = value;
+            return r;
+        };
+        st::rule_repository rules(**db);
+        REQUIRE(rules.create(rule("hot", "temp_c", 80)));
+        REQUIRE(rules.create(rule("very hot", "temp_c", 120)));
+        REQUIRE(rules.create(rule("humid", "hum", 95)));
+        st::rule_record hb;
+        hb.tenant = "default";
+        hb.name = "alive";
+        hb.kind = st::rule_kind::heartbeat;
+        hb.interval_s = 60;
+        hb.missed = 3;
+        REQUIRE(rules.create(hb));
+
+        pulsegate::engine::rules_engine engine(**db, {.queue_capacity = 1 << 16});
+        engine.start();
+        pulsegate::storage::lmdb_options so;
+        so.dir = dir / "telemetry";
+        so.sync_on_commit = false;
+        pulsegate::storage::lmdb_store store(so);
+        pulsegate::daemon::ingest ingest(store, {}, false);
+        store.start();
+
+        pulsegate::broker::options o;
+        o.listen = {"127.0.0.1:0"};
+        o.shards = 2;
+        o.allow_anonymous = true;
+        o.sys_interval = std::chrono::seconds(0);
+        o.max_queued_messages = 100000;
+        pulsegate::broker::server srv(o, nullptr, &ingest);
+        ingest.attach(srv, &engine);
+        srv.start();
+        const auto port = srv.local_endpoints().at(0).port();
+        const std::size_t per_round = 20000;
+        const auto used =
+            allocations_per_round(port, "d/#", "d/dev1/telemetry",
+                                  R"({"temp_c":21.5,"hum":40,"door_open":false,"co2":-4.25e2})", per_round,
+                                  [&] { store.flush(); });
+        MESSAGE("allocations for ", per_round, " readings with 4 rules: ", used);
+        CHECK(used < per_round / 20);
+        srv.stop();
+        srv.join();
+        engine.stop();
+        const auto s = engine.stats();
+        CHECK(s.queued >= 3 * per_round);
+        CHECK(s.dropped == 0);
+        CHECK(s.eval.evaluations >= 3 * 3 * per_round); // three threshold rules per reading
+        CHECK(s.eval.opened == 0);
         store.stop();
     }
     fs::remove_all(dir);
