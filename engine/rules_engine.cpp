@@ -130,8 +130,10 @@ struct rules_engine::impl {
 
     // ---- loading --------------------------------------------------------------
 
-    std::vector<evaluator::registered_device> load_devices(std::optional<std::string_view> tenant) {
-        std::vector<evaluator::registered_device> out;
+    // Registered devices by tenant (every tenant's, or only `tenant`'s).
+    std::map<std::string, std::vector<evaluator::registered_device>, std::less<>>
+    load_devices(std::optional<std::string_view> tenant) {
+        std::map<std::string, std::vector<evaluator::registered_device>, std::less<>> out;
         st::device_repository repo(db);
         std::optional<std::string> cursor;
         do {
@@ -140,22 +142,10 @@ struct rules_engine::impl {
                 spdlog::error("rules engine: cannot read devices: {}", page.error().message);
                 break;
             }
-            for (auto& d : page->items) out.push_back({d.tenant + '\0' + d.id, std::move(d.labels), d.created_at_ms});
+            for (auto& d : page->items)
+                out[d.tenant].push_back({std::move(d.id), std::move(d.labels), d.created_at_ms});
             cursor = page->next_cursor;
         } while (cursor);
-        return out;
-    }
-
-    // Groups "tenant\0device" entries by tenant.
-    static std::map<std::string, std::vector<evaluator::registered_device>>
-    by_tenant(std::vector<evaluator::registered_device> all) {
-        std::map<std::string, std::vector<evaluator::registered_device>> out;
-        for (auto& d : all) {
-            const auto cut = d.id.find('\0');
-            auto tenant = d.id.substr(0, cut);
-            d.id.erase(0, cut + 1);
-            out[tenant].push_back(std::move(d));
-        }
         return out;
     }
 
@@ -166,7 +156,7 @@ struct rules_engine::impl {
         const auto seen = loaded(st::liveness_repository(db).load_all(), "device liveness");
         const auto rules = loaded(st::rule_repository(db).list_all(), "rules");
         const auto silences = loaded(st::silence_repository(db).not_ended(now), "silences");
-        auto devices = by_tenant(load_devices(std::nullopt));
+        auto devices = load_devices(std::nullopt);
 
         eval = std::make_unique<evaluator>(evaluator_options{opts.heartbeat_grace_s * 1000, opts.tick_ms}, now,
                                            max_id + 1);
@@ -489,10 +479,12 @@ void rules_engine::silences_changed(std::string_view tenant) {
 
 void rules_engine::devices_changed(std::string_view tenant) {
     auto& m = *impl_;
-    auto devices = impl::by_tenant(m.load_devices(tenant));
+    auto devices = m.load_devices(tenant);
+    const auto mine = devices.find(tenant);
+    const std::vector<evaluator::registered_device> none;
     try {
         m.on_engine([&] {
-            m.eval->set_devices(tenant, devices[std::string(tenant)], m.clock());
+            m.eval->set_devices(tenant, mine == devices.end() ? none : mine->second, m.clock());
             m.publish_interest();
         });
     } catch (const std::runtime_error&) {

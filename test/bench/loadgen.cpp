@@ -35,6 +35,24 @@
 // device and sequence from topic and "ts". Payloads come from one fixed-width
 // template whose digits are patched in place: no JSON encoding per message.
 //
+// The rules scenarios (test/bench/README.md, "Rules engine") speak the device
+// contract too, with readings of --metrics-per-reading metrics out of
+// --metrics ("m000" ...; device i always carries the same ones) and values
+// 0.000..999.999, from --devices devices ("dev00000" ...) spread over
+// --publishers connections, each publishing for its devices in turn:
+//   rules_ingest   QoS 1, at most --window unacknowledged per connection, at
+//                  full speed, no subscriber: readings/s acknowledged;
+//   rules_latency  QoS 0 paced at --rate readings/s in total (background),
+//                  plus a probe device publishing `{"probe":V}` every
+//                  --probe-interval-ms, alternately breaching (V = 1000000 +
+//                  sequence) and clearing (V = 0); one subscriber on the
+//                  probe's telemetry topic (plain publish -> subscriber
+//                  latency) and, with --alerts, one on `alerts/probe/#`
+//                  (publish -> alert.opened latency, matched on the event's
+//                  "value": the breaching reading that opened the alert).
+// With --http-port (pulsegate's HTTP listener) both read pulsegate's
+// counters from /metrics before and after the run.
+//
 // The result is one JSON object on stdout; progress and errors go to stderr.
 // Exit status: 0 done, 2 setup failed (broker unreachable, refused CONNECT or
 // SUBSCRIBE), 1 bad usage.
@@ -55,12 +73,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -91,6 +111,8 @@ constexpr std::string_view telemetry_template =
 constexpr std::size_t telemetry_ts_offset = 6; // after {"ts":
 constexpr std::size_t telemetry_ts_digits = 13;
 constexpr int telemetry_metrics = 4;
+// rules_latency's probe readings: {"probe":1000123} or {"probe":0.00000}.
+constexpr std::size_t probe_payload_size = 17;
 
 struct settings {
     std::string host = "127.0.0.1";
@@ -115,6 +137,12 @@ struct settings {
     int mqtt = 4;
     std::string topic_prefix = "bench";
     int devices = 1000;
+    // Rules scenarios.
+    int metrics = 100;
+    int metrics_per_reading = 4;
+    double probe_interval_ms = 25;
+    bool alerts = false;
+    int http_port = 0;
 };
 
 double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -188,6 +216,63 @@ double self_cpu_s() {
     return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
+// The unlabelled samples of pulsegate's /metrics (Prometheus text) at
+// host:port; empty if it cannot be read. Blocking, at most ~2 s: called only
+// before and after a run.
+std::map<std::string, double, std::less<>> scrape_metrics(const std::string& host, int port) {
+    std::map<std::string, double, std::less<>> out;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return out;
+    timeval tv{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+    std::string text;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
+        std::string req = "GET /metrics HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+        if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+            char buf[65536];
+            for (;;) {
+                ssize_t n = ::read(fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                text.append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    ::close(fd);
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.starts_with("pulsegate_")) continue;
+        auto sp = line.find(' ');
+        if (sp == std::string::npos || line.find('{') < sp) continue;
+        out[line.substr(0, sp)] = std::strtod(line.c_str() + sp + 1, nullptr);
+    }
+    return out;
+}
+
+// p50, p99 and max of latencies in ns, in us; sorts `v`.
+struct percentiles {
+    double p50 = 0, p99 = 0, max = 0;
+};
+percentiles percentiles_us(std::vector<std::uint64_t>& v) {
+    percentiles p;
+    if (v.empty()) return p;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+        auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+        return static_cast<double>(v[std::min(i, v.size() - 1)]) / 1000.0;
+    };
+    p.p50 = at(0.50);
+    p.p99 = at(0.99);
+    p.max = static_cast<double>(v.back()) / 1000.0;
+    return p;
+}
+
 // A bitmap of sequence numbers that grows as they come.
 class seq_bitmap {
 public:
@@ -246,8 +331,15 @@ struct connection {
     std::uint64_t acked_count = 0;
     std::uint64_t acked_at_stop = 0; // acked_count when publishing stopped
 
+    // Rules scenarios: the devices this connection publishes for, in turn.
+    std::vector<std::uint32_t> devices;
+    std::size_t next_device = 0;
+    bool probe = false; // rules_latency: the probe device's connection
+
     // Subscriber.
     std::vector<publisher_track> tracks;
+    std::string filter; // rules scenarios: its own filter and QoS
+    int sub_qos = 0;
 };
 
 struct totals {
@@ -282,16 +374,46 @@ public:
                                                       std::chrono::system_clock::now().time_since_epoch())
                                                       .count());
         }
+        if (s_.scenario == "rules_ingest" || s_.scenario == "rules_latency") init_rules();
     }
 
     int run() {
         if (s_.scenario == "idle") return run_idle();
         if (s_.scenario == "latency") return run_latency();
         if (telemetry_) return run_telemetry();
+        if (s_.scenario == "rules_ingest") return run_rules_ingest();
+        if (s_.scenario == "rules_latency") return run_rules_latency();
         return run_throughput();
     }
 
 private:
+    // The rules scenarios' payload `{"m000":000.000,...}`, fixed width, and
+    // one topic per device `d/dev00000/telemetry`.
+    void init_rules() {
+        rules_ = true;
+        if (s_.metrics < 1 || s_.metrics > 1000 || s_.metrics_per_reading < 1 ||
+            s_.metrics_per_reading > s_.metrics || s_.devices > 100000)
+            die("rules scenarios: need 1 <= --metrics-per-reading <= --metrics <= 1000 and --devices <= 100000");
+        payload_ = "{";
+        for (int k = 0; k < s_.metrics_per_reading; ++k) {
+            if (k > 0) payload_ += ",";
+            payload_ += "\"m";
+            name_offsets_.push_back(payload_.size());
+            payload_ += "000\":";
+            value_offsets_.push_back(payload_.size());
+            payload_ += "000.000";
+        }
+        payload_ += "}";
+        s_.payload = static_cast<int>(payload_.size());
+        char topic[64];
+        for (int d = 0; d < s_.devices; ++d) {
+            std::snprintf(topic, sizeof topic, "d/dev%05d/telemetry", d);
+            device_topics_.emplace_back(topic);
+        }
+        s_.qos = s_.scenario == "rules_ingest" ? 1 : 0;
+        if (s_.publishers > s_.devices) s_.publishers = s_.devices;
+    }
+
     // ---- connection plumbing ----
 
     connection& open(role kind, int index) {
@@ -396,10 +518,10 @@ private:
     void send_subscribe(connection& c) {
         proto::subscribe p;
         p.packet_id = 1;
-        std::string filter = subscribe_filter();
+        std::string filter = rules_ ? c.filter : subscribe_filter();
         proto::subscription_request r;
         r.filter = filter;
-        r.qos = static_cast<std::uint8_t>(s_.qos);
+        r.qos = static_cast<std::uint8_t>(rules_ ? c.sub_qos : s_.qos);
         p.entries.push_back(r);
         proto::encode(proto::packet{p}, version_, c.out);
         c.state = phase::awaiting_suback;
@@ -426,13 +548,29 @@ private:
         proto::publish p;
         p.qos = static_cast<std::uint8_t>(s_.qos);
         p.topic = c.topic;
+        if (rules_ && !c.probe) {
+            auto dev = c.devices[c.next_device];
+            c.next_device = (c.next_device + 1) % c.devices.size();
+            p.topic = device_topics_[dev];
+            std::uint64_t v = c.next_seq * 7919 + dev;
+            for (std::size_t k = 0; k < name_offsets_.size(); ++k) {
+                auto metric = (static_cast<std::uint64_t>(dev) * name_offsets_.size() + k) %
+                              static_cast<std::uint64_t>(s_.metrics);
+                patch_digits(payload_.data() + name_offsets_[k], metric, 3);
+                patch_digits(payload_.data() + value_offsets_[k], v % 1000, 3);
+                patch_digits(payload_.data() + value_offsets_[k] + 4, (v / 1000) % 1000, 3);
+                v = v * 31 + 17;
+            }
+        }
         if (s_.qos > 0) {
             p.packet_id = c.next_packet_id;
             c.packet_seq[c.next_packet_id] = c.next_seq;
             c.next_packet_id = static_cast<std::uint16_t>(c.next_packet_id == 65535 ? 1 : c.next_packet_id + 1);
             ++c.inflight;
         }
-        if (telemetry_) {
+        if (rules_) {
+            // Patched above.
+        } else if (telemetry_) {
             patch_digits(payload_.data() + telemetry_ts_offset, base_ts_ + c.next_seq, telemetry_ts_digits);
             std::uint64_t v = c.next_seq * 7 + static_cast<std::uint64_t>(c.index);
             for (auto off : value_offsets_) {
@@ -553,6 +691,10 @@ private:
             a.type = proto::packet_type::puback;
             a.packet_id = p.packet_id;
             proto::encode(proto::packet{a}, version_, c.out);
+        }
+        if (rules_) {
+            on_rules_publish(c, p, now);
+            return;
         }
         if (c.kind != role::subscriber || p.payload.size() < payload_header_size) {
             ++totals_.bad_payloads;
@@ -714,7 +856,27 @@ private:
     }
 
     void init_role(connection& c) {
-        if (c.kind == role::publisher) {
+        if (c.kind == role::publisher && rules_) {
+            // rules_latency: the last publisher is the probe device.
+            c.probe = s_.scenario == "rules_latency" && c.index == s_.publishers - 1;
+            c.topic = c.probe ? "d/probe/telemetry" : device_topics_[0];
+            if (!c.probe) {
+                int background = s_.scenario == "rules_latency" ? s_.publishers - 1 : s_.publishers;
+                for (int d = c.index; d < s_.devices; d += background) c.devices.push_back(static_cast<std::uint32_t>(d));
+            }
+            if (s_.qos > 0) c.packet_seq.assign(65536, 0);
+            proto::publish p;
+            p.qos = static_cast<std::uint8_t>(s_.qos);
+            p.topic = c.topic;
+            p.packet_id = 1;
+            std::string probe;
+            proto::encode_publish_header(p, c.probe ? probe_payload_size : payload_.size(), version_, probe);
+            c.packet_size = probe.size() + (c.probe ? probe_payload_size : payload_.size());
+        } else if (c.kind == role::subscriber && rules_) {
+            // 0: the probe's telemetry; 1: its alert events (QoS 1, as published).
+            c.filter = c.index == 0 ? "d/probe/telemetry" : "alerts/probe/#";
+            c.sub_qos = c.index == 0 ? 0 : 1;
+        } else if (c.kind == role::publisher) {
             if (telemetry_)
                 c.topic = "d/dev" + std::to_string(c.index) + "/telemetry";
             else
@@ -749,6 +911,10 @@ private:
         std::uint64_t ticks = 0;
         [[maybe_unused]] auto n = ::read(timer_fd_, &ticks, sizeof ticks);
         if (!paced_) return;
+        if (rules_) {
+            rules_tick();
+            return;
+        }
         auto now = steady::now();
         for (auto* c : publishers_) {
             if (!c->active || c->state != phase::ready) continue;
@@ -992,6 +1158,241 @@ private:
         return 0;
     }
 
+    // ---- rules scenarios ----
+
+    // Counters of pulsegate's /metrics, later minus earlier, as JSON members
+    // (nothing when --http-port is not given or the scrape failed).
+    void print_pg_deltas(const std::map<std::string, double, std::less<>>& a,
+                         const std::map<std::string, double, std::less<>>& b) {
+        if (b.empty()) return;
+        auto delta = [&](std::string_view name) {
+            auto j = b.find(name);
+            if (j == b.end()) return -1.0;
+            auto i = a.find(name);
+            return j->second - (i == a.end() ? 0.0 : i->second);
+        };
+        std::printf("\"pg_readings\":%.0f,\"pg_rules_messages\":%.0f,\"pg_rules_dropped\":%.0f,"
+                    "\"pg_rules_evaluations\":%.0f,\"pg_alerts_opened\":%.0f,\"pg_alerts_closed\":%.0f,",
+                    delta("pulsegate_ingest_readings_total"), delta("pulsegate_rules_messages_total"),
+                    delta("pulsegate_rules_dropped_total"), delta("pulsegate_rules_evaluations_total"),
+                    delta("pulsegate_alerts_opened_total"), delta("pulsegate_alerts_closed_total"));
+    }
+
+    std::map<std::string, double, std::less<>> scrape() {
+        if (s_.http_port == 0) return {};
+        auto m = scrape_metrics(s_.host, s_.http_port);
+        if (m.empty()) std::fprintf(stderr, "loadgen: could not read /metrics on port %d\n", s_.http_port);
+        return m;
+    }
+
+    // After a run: pulsegate refreshes the engine's counters once a second.
+    std::map<std::string, double, std::less<>> scrape_settled() {
+        if (s_.http_port == 0) return {};
+        loop_until([] { return false; }, 1.5);
+        return scrape();
+    }
+
+    // One probe reading: even k breaches (1000000 + k/2), odd k clears (0).
+    // A breach is stamped just before the write() that sends it.
+    void send_probe(connection& c, std::uint64_t k) {
+        char payload[32];
+        bool breach = k % 2 == 0;
+        if (breach)
+            std::snprintf(payload, sizeof payload, "{\"probe\":%07llu}", 1000000ULL + k / 2);
+        else
+            std::snprintf(payload, sizeof payload, "{\"probe\":0.00000}");
+        proto::publish p;
+        p.topic = c.topic;
+        if (c.out_off == c.out.size()) {
+            c.out.clear();
+            c.out_off = 0;
+        }
+        std::string_view body(payload);
+        proto::encode_publish_header(p, body.size(), version_, c.out);
+        c.out.append(body);
+        if (breach) {
+            probe_sent_ns_.push_back(now_ns());
+            got_plain_.push_back(0);
+            got_alert_.push_back(0);
+        }
+        flush(c);
+    }
+
+    // rules_latency, every 100 us: the background readings due by now, round
+    // robin over the connections (one write per connection per tick), then
+    // the probe's.
+    void rules_tick() {
+        double elapsed = seconds(steady::now() - t_start_);
+        auto due = static_cast<std::uint64_t>(elapsed * s_.rate);
+        dirty_.clear();
+        while (bg_due_ < due && !background_.empty()) {
+            auto* c = background_[bg_due_ % background_.size()];
+            ++bg_due_;
+            if (!c->active || c->state != phase::ready) continue;
+            if (c->out_off == c->out.size()) {
+                c->out.clear();
+                c->out_off = 0;
+            }
+            // A connection with bytes still pending is flushed on EPOLLOUT.
+            if (c->out.empty()) dirty_.push_back(c);
+            append_publish(*c, 0);
+        }
+        for (auto* c : dirty_) flush(*c);
+        auto* pc = probe_conn_;
+        if (pc == nullptr || !pc->active || pc->state != phase::ready) return;
+        auto probe_due = static_cast<std::uint64_t>(elapsed * 1000.0 / s_.probe_interval_ms) + 1;
+        while (probe_next_ < probe_due) send_probe(*pc, probe_next_++);
+    }
+
+    // The number after `"key":` in a JSON text we know the shape of.
+    static std::optional<double> number_after(std::string_view text, std::size_t at) {
+        char buf[40];
+        auto n = std::min(sizeof buf - 1, text.size() - at);
+        std::memcpy(buf, text.data() + at, n);
+        buf[n] = 0;
+        char* end = nullptr;
+        double v = std::strtod(buf, &end);
+        if (end == buf) return std::nullopt;
+        return v;
+    }
+
+    void on_rules_publish(connection& c, const proto::publish& p, steady::time_point now) {
+        if (c.kind != role::subscriber) {
+            ++totals_.bad_payloads;
+            return;
+        }
+        last_rx_ = now;
+        std::string_view text(p.payload.data(), p.payload.size());
+        std::optional<double> v;
+        bool alert = c.index == 1;
+        if (!alert) {
+            constexpr std::string_view prefix = R"({"probe":)";
+            if (text.starts_with(prefix)) v = number_after(text, prefix.size());
+        } else {
+            if (text.find(R"("event":"alert.opened")") == std::string_view::npos) {
+                ++alerts_other_rx_;
+                return;
+            }
+            ++alerts_opened_rx_;
+            // "value": the reading that opened the alert (not "last_value").
+            for (auto at = text.find(R"("value":)"); at != std::string_view::npos;
+                 at = text.find(R"("value":)", at + 1)) {
+                if (at > 0 && (text[at - 1] == ',' || text[at - 1] == '{')) {
+                    v = number_after(text, at + 8);
+                    break;
+                }
+            }
+        }
+        if (!v) {
+            ++totals_.bad_payloads;
+            return;
+        }
+        if (*v < 1e6) return; // a clearing reading
+        auto seq = static_cast<std::uint64_t>(std::llround(*v - 1e6));
+        if (seq >= probe_sent_ns_.size()) {
+            ++unmatched_;
+            return;
+        }
+        auto& got = alert ? got_alert_[seq] : got_plain_[seq];
+        if (got) return; // a duplicate (QoS 1 redelivery)
+        got = 1;
+        auto sent = probe_sent_ns_[seq];
+        auto rx = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+        if (sent >= window_begin_ns_ && sent < window_end_ns_) (alert ? detect_ns_ : plain_ns_).push_back(rx > sent ? rx - sent : 0);
+    }
+
+    // QoS 1 readings at full speed from --publishers connections for
+    // --devices devices; no subscriber. The rate counts the acks received
+    // while publishing, as in the telemetry scenario.
+    int run_rules_ingest() {
+        setup(0, s_.publishers);
+        std::fprintf(stderr, "loadgen: rules_ingest: %d devices over %d connections, window %d, %d of %d metrics "
+                             "per reading, %.1f s\n",
+                     s_.devices, s_.publishers, s_.window, s_.metrics_per_reading, s_.metrics, s_.duration);
+        auto m0 = scrape();
+        auto t = measure(s_.duration);
+        auto m1 = scrape_settled();
+
+        auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+        std::uint64_t acked = 0, acked_at_stop = 0;
+        for (auto* p : of(role::publisher)) {
+            acked += p->acked_count;
+            acked_at_stop += p->acked_at_stop;
+        }
+        double produce_s = seconds(t.stop - t.start);
+        double acked_per_s = static_cast<double>(acked_at_stop) / produce_s;
+        std::printf("{\"scenario\":\"rules_ingest\",\"devices\":%d,\"connections\":%d,\"window\":%d,\"qos\":1,"
+                    "\"metrics\":%d,\"metrics_per_reading\":%d,\"payload\":%d,",
+                    s_.devices, s_.publishers, s_.window, s_.metrics, s_.metrics_per_reading, s_.payload);
+        std::printf("\"sent\":%llu,\"sent_per_s\":%.0f,\"acked\":%llu,\"acked_at_stop\":%llu,\"acked_per_s\":%.0f,"
+                    "\"points_per_s\":%.0f,",
+                    ull(sent_messages()), static_cast<double>(sent_messages()) / produce_s, ull(acked),
+                    ull(acked_at_stop), acked_per_s, acked_per_s * s_.metrics_per_reading);
+        if (!m1.empty()) {
+            // Evaluations of the whole run (drain included) scaled to the
+            // readings acked while publishing: evaluations per second of
+            // publishing.
+            auto evals = m1["pulsegate_rules_evaluations_total"] - m0["pulsegate_rules_evaluations_total"];
+            double share = acked ? static_cast<double>(acked_at_stop) / static_cast<double>(acked) : 0.0;
+            std::printf("\"evaluations_per_s\":%.0f,", evals * share / produce_s);
+        }
+        print_pg_deltas(m0, m1);
+        print_common(t);
+        return 0;
+    }
+
+    int run_rules_latency() {
+        paced_ = true;
+        s_.publishers += 1; // the probe
+        setup(s_.alerts ? 2 : 1, s_.publishers);
+        for (auto* c : of(role::publisher)) {
+            if (c->probe) probe_conn_ = c;
+            else background_.push_back(c);
+        }
+        std::fprintf(stderr, "loadgen: rules_latency: %.0f readings/s from %d devices over %zu connections, probe "
+                             "every %.0f ms, %.1f s warm-up + %.1f s%s\n",
+                     s_.rate, s_.devices, background_.size(), s_.probe_interval_ms, s_.warmup, s_.duration,
+                     s_.alerts ? ", alert events" : "");
+        auto m0 = scrape();
+        auto start_ns = now_ns();
+        window_begin_ns_ = start_ns + static_cast<std::uint64_t>(s_.warmup * 1e9);
+        window_end_ns_ = start_ns + static_cast<std::uint64_t>((s_.warmup + s_.duration) * 1e9);
+        auto t = measure(s_.warmup + s_.duration);
+        auto m1 = scrape_settled();
+
+        std::uint64_t bg_sent = 0, breaches = 0, plain_missing = 0, detect_missing = 0;
+        for (auto* c : background_) bg_sent += c->publish_bytes / c->packet_size;
+        for (std::size_t i = 0; i < probe_sent_ns_.size(); ++i) {
+            if (probe_sent_ns_[i] < window_begin_ns_ || probe_sent_ns_[i] >= window_end_ns_) continue;
+            ++breaches;
+            if (!got_plain_[i]) ++plain_missing;
+            if (!got_alert_[i]) ++detect_missing;
+        }
+        auto plain = percentiles_us(plain_ns_);
+        auto detect = percentiles_us(detect_ns_);
+        double produce_s = seconds(t.stop - t.start);
+        auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+        std::printf("{\"scenario\":\"rules_latency\",\"rate\":%.0f,\"devices\":%d,\"connections\":%zu,"
+                    "\"metrics_per_reading\":%d,\"probe_interval_ms\":%.1f,",
+                    s_.rate, s_.devices, background_.size(), s_.metrics_per_reading, s_.probe_interval_ms);
+        std::printf("\"bg_sent\":%llu,\"bg_sent_per_s\":%.0f,\"breaches\":%llu,", ull(bg_sent),
+                    static_cast<double>(bg_sent) / produce_s, ull(breaches));
+        std::printf("\"plain_samples\":%zu,\"plain_missing\":%llu,\"plain_p50_us\":%.1f,\"plain_p99_us\":%.1f,"
+                    "\"plain_max_us\":%.1f,",
+                    plain_ns_.size(), ull(plain_missing), plain.p50, plain.p99, plain.max);
+        if (s_.alerts)
+            std::printf("\"detect_samples\":%zu,\"detect_missing\":%llu,\"detect_p50_us\":%.1f,"
+                        "\"detect_p99_us\":%.1f,\"detect_max_us\":%.1f,\"alerts_opened_rx\":%llu,"
+                        "\"alert_events_other_rx\":%llu,",
+                        detect_ns_.size(), ull(detect_missing), detect.p50, detect.p99, detect.max,
+                        ull(alerts_opened_rx_), ull(alerts_other_rx_));
+        std::printf("\"unmatched\":%llu,", ull(unmatched_));
+        print_pg_deltas(m0, m1);
+        print_common(t);
+        return 0;
+    }
+
     int run_idle() {
         setup_fatal_ = false;
         long rss_before = s_.broker_pid ? read_rss_kb(s_.broker_pid) : 0;
@@ -1043,7 +1444,20 @@ private:
     // Telemetry scenario.
     bool telemetry_ = false;
     std::uint64_t base_ts_ = 0;              // epoch ms of sequence number 0
-    std::vector<std::size_t> value_offsets_; // in payload_
+    std::vector<std::size_t> value_offsets_; // in payload_ (rules: each value's first digit)
+    // Rules scenarios.
+    bool rules_ = false;
+    std::vector<std::size_t> name_offsets_;  // in payload_: each metric name's 3 digits
+    std::vector<std::string> device_topics_; // by device index
+    std::vector<connection*> background_;    // rules_latency: paced publishers
+    std::vector<connection*> dirty_;
+    connection* probe_conn_ = nullptr;
+    std::uint64_t bg_due_ = 0;               // background readings scheduled so far
+    std::uint64_t probe_next_ = 0;           // probe readings sent (even: breach, odd: clear)
+    std::vector<std::uint64_t> probe_sent_ns_;          // by breach sequence: just before write()
+    std::vector<std::uint8_t> got_plain_, got_alert_;   // by breach sequence
+    std::vector<std::uint64_t> plain_ns_, detect_ns_;   // latencies inside the window
+    std::uint64_t alerts_opened_rx_ = 0, alerts_other_rx_ = 0, unmatched_ = 0;
 };
 
 } // namespace
@@ -1054,19 +1468,30 @@ int main(int argc, char** argv) {
     CLI::App app{"pulsegate-loadgen: MQTT load generator (one JSON line on stdout)"};
     app.add_option("--host", s.host, "broker IPv4 address");
     app.add_option("--port", s.port, "broker port")->required();
-    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle | telemetry")
-        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle", "telemetry"}));
-    app.add_option("--publishers", s.publishers, "fanin: publisher connections")->check(CLI::Range(1, 10000));
+    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle | telemetry | rules_ingest | rules_latency")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle", "telemetry", "rules_ingest", "rules_latency"}));
+    app.add_option("--publishers", s.publishers, "fanin: publisher connections; rules_*: device connections")
+        ->check(CLI::Range(1, 10000));
     app.add_option("--subscribers", s.subscribers, "fanout: subscriber connections")->check(CLI::Range(1, 10000));
-    app.add_option("--devices", s.devices, "telemetry: device connections (QoS 1 JSON readings)")
-        ->check(CLI::Range(1, 60000));
+    app.add_option("--devices", s.devices,
+                   "telemetry: device connections (QoS 1 JSON readings); rules_*: devices, spread over --publishers")
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--metrics", s.metrics, "rules_*: metric names m000 ... (at most 1000)")->check(CLI::Range(1, 1000));
+    app.add_option("--metrics-per-reading", s.metrics_per_reading, "rules_*: metrics in each reading")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--probe-interval-ms", s.probe_interval_ms,
+                   "rules_latency: time between probe readings (breach, clear, breach, ...)")
+        ->check(CLI::Range(1.0, 10000.0));
+    app.add_flag("--alerts", s.alerts, "rules_latency: also subscribe to alerts/probe/# (pulsegate's alert events)");
+    app.add_option("--http-port", s.http_port, "pulsegate's HTTP port: read its counters from /metrics")
+        ->check(CLI::Range(0, 65535));
     app.add_option("--qos", s.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 1));
     app.add_option("--window", s.window, "QoS 1: unacknowledged publishes per publisher (or device)")
         ->check(CLI::Range(1, 65535));
     app.add_option("--payload", s.payload, "payload bytes (>= 20)")->check(CLI::Range(20, 1 << 20));
     app.add_option("--duration", s.duration, "seconds of publishing (latency: after warm-up)");
-    app.add_option("--warmup", s.warmup, "latency: seconds before samples count");
-    app.add_option("--rate", s.rate, "latency: messages per second");
+    app.add_option("--warmup", s.warmup, "latency, rules_latency: seconds before samples count");
+    app.add_option("--rate", s.rate, "latency: messages per second; rules_latency: background readings per second");
     app.add_option("--connections", s.connections, "idle: connections to open")->check(CLI::Range(1, 60000));
     app.add_option("--max-connecting", s.max_connecting, "idle: connections in the handshake at once");
     app.add_option("--broker-pid", s.broker_pid, "read the broker's CPU time and RSS from /proc");

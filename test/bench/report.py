@@ -8,7 +8,9 @@ the worst run, because one bad run is the news.
 
 Telemetry rows get a second table (readings, points, delivered/acked, bytes
 written per point, stored vs acknowledged points) and the store-only query
-bench (scenario `query`, broker "store") a third.
+bench (scenario `query`, broker "store") a third. The rules scenarios
+(rules_throughput, rules_latency: brokers mosquitto, pg1, pg1_rules, pg2,
+pg2_rules; heartbeat_tick: broker "evaluator") get a section of their own.
 """
 import argparse
 import json
@@ -36,6 +38,12 @@ SCENARIOS = [
 
 # The issue's target for durability commit on a 2-core machine.
 TARGET_POINTS_PER_S = 500_000
+
+# Issue 5's targets: throughput with 1,000 rules >= 0.8 x without; detection
+# p99 under 2 ms under 20k readings/s.
+TARGET_RULES_RATIO = 0.8
+TARGET_DETECT_P99_US = 2000
+PG_CONFIGS = [("pg1", "pulsegate (1 shard)"), ("pg2", "pulsegate (2 shards)")]
 
 QUERIES = [
     ("day_1000", "24 h of a 1 Hz series (86,400 points) -> 1,000 points"),
@@ -259,6 +267,176 @@ def query_section(data):
     return out
 
 
+def us(x):
+    return "?" if x is None else f"{x:.0f}"
+
+
+def rules_section(data):
+    """Rules engine: ingest with and without rules, detection latency, and
+    the evaluator alone."""
+    out = []
+    thr = [d for d in data if d["scenario_id"] == "rules_throughput"]
+    lat = [d for d in data if d["scenario_id"] == "rules_latency"]
+    ev = [d for d in data if d["scenario_id"] == "heartbeat_tick"]
+    if not (thr or lat or ev):
+        return out
+    out += ["", "## Rules engine", ""]
+    first = next((d for d in thr + lat if "devices" in d), None)
+    if first:
+        out.append(f"pulsegate with `durability = \"relaxed\"` (a PUBACK does not wait for the disk: these rows measure "
+                   "the engine, not the disk), `[auth] allow_anonymous = true`; anonymous clients live in tenant "
+                   "`default`, created with a tenant_admin through the operator API after `pulsegate init`, and the "
+                   "rules are POSTed to `/api/v1/rules` before the load starts. "
+                   f"{first['devices']:,} devices over {first.get('connections', '?'):,} connections; each reading "
+                   f"carries {first.get('metrics_per_reading', '?')} of 100 metrics (values 0-1000) and meets 10 "
+                   "threshold rules per metric, none of which fires. Mosquitto has no rules engine: its column is "
+                   "plain ingest of the same load.")
+        out.append("")
+
+    def failures(sid, bid):
+        return [d["error"] for d in data if d["scenario_id"] == sid and d["broker"] == bid and "error" in d]
+
+    if thr:
+        out.append("**Ingest throughput** (`rules_throughput`): QoS 1 readings at full speed, at most "
+                   f"{next((d['window'] for d in thr if 'window' in d), '?')} unacknowledged per connection, no "
+                   "subscriber; readings/s = PUBACKs received while publishing / publishing time. Evaluations/s from "
+                   "`pulsegate_rules_evaluations_total`; *evaluated* = `pulsegate_rules_messages_total` / "
+                   "`pulsegate_ingest_readings_total` (a reading the engine's queue refused is stored but not "
+                   "evaluated: `pulsegate_rules_dropped_total`).")
+        out.append("")
+        out.append("| broker | readings/s, no rules | readings/s, 1,000 rules | with / without rules | rule evaluations/s "
+                   "| evaluations / reading | evaluated (dropped) | broker CPU, no rules / rules |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        mrows = rows_of(data, "rules_throughput", "mosquitto")
+        mosq = median(mrows, "acked_per_s")
+        if mrows or failures("rules_throughput", "mosquitto"):
+            cpu = median(mrows, "broker_cpu_pct")
+            cell_m = f"**{k(mosq)}**" if mrows else "FAILED: " + "; ".join(failures("rules_throughput", "mosquitto"))
+            out.append(f"| mosquitto (no rules engine) | {cell_m} | n/a | n/a | n/a | n/a | n/a | "
+                       f"{'n/a' if cpu is None else f'{cpu:.0f}%'} / n/a |")
+        verdicts = []
+        for bid, name in PG_CONFIGS:
+            base, ruled = rows_of(data, "rules_throughput", bid), rows_of(data, "rules_throughput", bid + "_rules")
+            fb, fr = failures("rules_throughput", bid), failures("rules_throughput", bid + "_rules")
+            if not (base or ruled or fb or fr):
+                continue
+            b, r = median(base, "acked_per_s"), median(ruled, "acked_per_s")
+            cb = "FAILED: " + "; ".join(sorted(set(fb))) if not base and fb else f"**{k(b)}**"
+            cr = "FAILED: " + "; ".join(sorted(set(fr))) if not ruled and fr else f"**{k(r)}**"
+            if r is not None and mosq:
+                cr += f" ({times(r / mosq)} mosquitto)"
+            ratio_txt = "n/a"
+            if b and r is not None:
+                ratio_txt = f"**{r / b:.2f}**"
+                verdicts.append((r / b, name))
+            evals = median(ruled, "evaluations_per_s")
+            readings, evaluated = median(ruled, "pg_readings"), median(ruled, "pg_rules_messages")
+            per = median(ruled, "pg_rules_evaluations")
+            per = per / readings if per is not None and readings else None
+            dropped = worst(ruled, "pg_rules_dropped")
+            share = "?" if not readings or evaluated is None else pct(evaluated / readings)
+            drop_txt = f"{share} ({dropped:.0f})" if dropped is not None else share
+            if dropped:
+                drop_txt = f"**{drop_txt}**"
+            cpu_b, cpu_r = median(base, "broker_cpu_pct"), median(ruled, "broker_cpu_pct")
+            cpus = " / ".join("n/a" if c is None else f"{c:.0f}%" for c in (cpu_b, cpu_r))
+            out.append(f"| {name} | {cb} | {cr} | {ratio_txt} | {k(evals)} | "
+                       f"{'?' if per is None else f'{per:.1f}'} | {drop_txt} | {cpus} |")
+        out.append("")
+        if verdicts:
+            best = max(verdicts)
+            met = "met" if best[0] >= TARGET_RULES_RATIO else "**not met**"
+            out.append(f"Target of issue 5, throughput with 1,000 rules >= {TARGET_RULES_RATIO}x ingest without rules: "
+                       + ", ".join(f"{n} {v:.2f}x" for v, n in verdicts) + f"; {met}.")
+            out.append("")
+
+    if lat:
+        d0 = next((d for d in lat if "rate" in d), {})
+        out.append(f"**Detection latency** (`rules_latency`): {d0.get('rate', 20000):,.0f} background readings/s (QoS 0, "
+                   "paced, never breaching) plus a probe device publishing `{\"probe\": V}` every "
+                   f"{d0.get('probe_interval_ms', 0):.0f} ms, alternately breaching (`probe > 999999`, V = 1000000 + "
+                   "sequence) and clearing (V = 0). Detection = from just before the breaching PUBLISH is written to "
+                   "the arrival of the alert.opened event (subscriber on `alerts/probe/#`, QoS 1) whose `value` is "
+                   "that reading; plain = the same PUBLISH to a subscriber of the probe's telemetry topic, in the same "
+                   "run. Samples after 1 s of warm-up; *missing* = breaches without their event (or message).")
+        out.append("")
+        out.append("| broker | detection p50 / p99 / max (us) | plain publish -> subscriber p50 / p99 / max (us) | "
+                   "samples (missing) | background readings/s sent | broker CPU |")
+        out.append("|---|---|---|---|---|---|")
+        best = None
+        for bid, name in [("mosquitto", "mosquitto (no rules engine)")] + [(b + "_rules", n) for b, n in PG_CONFIGS]:
+            rows, fails = rows_of(data, "rules_latency", bid), failures("rules_latency", bid)
+            if not rows:
+                if fails:
+                    out.append(f"| {name} | FAILED: {'; '.join(sorted(set(fails)))} | | | | |")
+                continue
+            plain = f"{us(median(rows, 'plain_p50_us'))} / {us(median(rows, 'plain_p99_us'))} / {us(median(rows, 'plain_max_us'))}"
+            if any("detect_samples" in r for r in rows):
+                p99 = median(rows, "detect_p99_us")
+                det = f"**{us(median(rows, 'detect_p50_us'))} / {us(p99)}** / {us(median(rows, 'detect_max_us'))}"
+                samples = f"{median(rows, 'detect_samples'):.0f} ({worst(rows, 'detect_missing')})"
+                if p99 is not None and (best is None or p99 < best[0]):
+                    best = (p99, name)
+                dropped = worst(rows, "pg_rules_dropped")
+                if dropped:
+                    samples += f"; {dropped:.0f} readings dropped by the engine"
+            else:
+                det = "n/a"
+                samples = f"{median(rows, 'plain_samples'):.0f} ({worst(rows, 'plain_missing')})"
+            cpu = median(rows, "broker_cpu_pct")
+            out.append(f"| {name} | {det} | {plain} | {samples} | {k(median(rows, 'bg_sent_per_s'))} | "
+                       f"{'n/a' if cpu is None else f'{cpu:.0f}%'} |")
+        out.append("")
+        if best:
+            met = "met" if best[0] < TARGET_DETECT_P99_US else "**not met**"
+            out.append(f"Target of issue 5, detection p99 < {TARGET_DETECT_P99_US / 1000:.0f} ms under this load: best "
+                       f"{best[0]:.0f} us ({best[1]}), {met}.")
+            out.append("")
+
+    if ev:
+        rows = [d for d in ev if "error" not in d]
+        out.append("**The evaluator alone** (`heartbeat_tick`, pulsegate-rulesbench: no broker, no thread, synthetic "
+                   "clock, one core)")
+        out.append("")
+        if not rows:
+            out.append("FAILED: " + "; ".join(sorted({d["error"] for d in ev})))
+            return out
+        h = lambda key: nested_median(rows, "heartbeat", key)
+        t = lambda key: nested_median(rows, "threshold", key)
+        hb0, th0 = rows[0]["heartbeat"], rows[0]["threshold"]
+        out.append(f"Heartbeat: {hb0['devices']:,} registered devices under one heartbeat rule (interval_s "
+                   f"{hb0['interval_s']}, missed {hb0['missed']}); each device sends once per interval at a random "
+                   f"time; every interval {100 * hb0['silent_fraction']:.0f}% of them go quiet for "
+                   f"{hb0['silent_intervals']} intervals (NO_HEARTBEAT opens, then closes). The clock steps by "
+                   f"{hb0['tick_ms']} ms (the engine's timer resolution): that step's messages, then one tick(); "
+                   f"{hb0['measure_intervals']} intervals timed after {hb0['warmup_intervals']} of warm-up. "
+                   f"Threshold: {th0['rules']:,} rules, {th0['devices']:,} devices, {th0['metrics_per_reading']} metrics "
+                   "per reading, on_reading() in a loop.")
+        out.append("")
+        out.append("| figure | value |")
+        out.append("|---|---|")
+        out.append(f"| tick() with {hb0['devices']:,} devices, mean / p50 / p99 / max | **{h('tick_mean_ns') / 1000:.1f} / "
+                   f"{h('tick_p50_ns') / 1000:.1f} / {h('tick_p99_ns') / 1000:.1f}** / {h('tick_max_ns') / 1000:.1f} us |")
+        out.append(f"| timers fired per tick, mean (max); cost per fired timer | {h('fired_per_tick_mean'):.0f} "
+                   f"({h('fired_per_tick_max'):.0f}); {h('tick_ns_per_fired'):.0f} ns |")
+        out.append(f"| on_message() (liveness), mean | **{h('on_message_mean_ns'):.0f} ns** "
+                   f"({k(h('messages_per_s_simulated'))} messages per simulated second) |")
+        out.append(f"| flush once a second (take_liveness + take_dirty), mean / max | {h('flush_mean_ns') / 1000:.0f} / "
+                   f"{h('flush_max_ns') / 1000:.0f} us ({k(h('flushed_devices_per_s'))} devices) |")
+        out.append(f"| NO_HEARTBEAT opened / closed per second; open at the end; armed timers | "
+                   f"{h('alerts_opened_per_s'):.0f} / {h('alerts_closed_per_s'):.0f}; {h('open_alerts'):.0f}; "
+                   f"{h('timers'):,.0f} |")
+        out.append(f"| engine thread busy with heartbeats (messages + ticks + flushes per simulated second) | "
+                   f"{h('engine_busy_pct'):.2f}% of one core |")
+        out.append(f"| evaluator memory (RSS growth, devices + timers + alerts) | {h('rss_kb') / 1024:.0f} MiB "
+                   f"({h('rss_kb') * 1024 / hb0['devices']:.0f} B per device) |")
+        out.append(f"| threshold: readings/s ({t('evaluations_per_reading'):.0f} evaluations each) | "
+                   f"**{k(t('readings_per_s'))}** ({t('ns_per_reading'):.0f} ns per reading) |")
+        out.append(f"| threshold: rule evaluations/s on one core | **{k(t('evaluations_per_s'))}** "
+                   f"({t('ns_per_evaluation'):.1f} ns each) |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -296,10 +474,11 @@ def main():
         lines.append(f"- **WARNING: the machine was busy when the run started (load average {load:.2f} on "
                      f"{os.cpu_count()} cores): the figures are depressed and noisy, compare the CPU table**")
     lines.append("- cells: median over the runs; reordered / acked-not-delivered / disconnects: worst run")
-    lines.append("")
-    head = ["scenario"] + [name for _, name in BROKERS] + ["best pulsegate / mosquitto"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
+    if any(sid in seen for sid, _, _ in SCENARIOS):
+        lines.append("")
+        head = ["scenario"] + [name for _, name in BROKERS] + ["best pulsegate / mosquitto"]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
     cpu_rows = []
     for sid, label, kind in SCENARIOS:
         if sid not in seen:
@@ -335,6 +514,7 @@ def main():
         lines.extend(cpu_rows)
     lines.extend(telemetry_section(data))
     lines.extend(query_section(data))
+    lines.extend(rules_section(data))
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if a.out:

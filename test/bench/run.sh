@@ -11,7 +11,8 @@
 # the medians, also written to test/bench/results.md. See README.md.
 # --nice N runs the brokers and the load generator at that nice level (e.g.
 # -10, needs root) so that other work on the machine disturbs them less.
-# Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed.
+# Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed, and
+# `rules` for rules_throughput,rules_latency,heartbeat_tick.
 #
 # Environment:
 #   BUILD_DIR     build directory (default ./build; configured if missing)
@@ -20,6 +21,7 @@
 #   PULSEGATE     use this pulsegate binary instead of <build>/daemon/pulsegate
 #   STORECHECK    use this pulsegate-storecheck (telemetry: stored points)
 #   QUERYBENCH    use this pulsegate-querybench (scenario query)
+#   RULESBENCH    use this pulsegate-rulesbench (scenario heartbeat_tick)
 #   MOSQUITTO     mosquitto binary (default: mosquitto on PATH or /usr/sbin)
 #   PG_EXTRA_TOML extra TOML appended to pulsegate's config
 #   BENCH_OUT     where results.md goes (default test/bench/results.md)
@@ -36,6 +38,7 @@ nice_level=""
 only_mosquitto=0
 runs=""
 scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle,telemetry_commit,telemetry_relaxed,query"
+scenarios+=",rules_throughput,rules_latency,heartbeat_tick"
 jobs=${BUILD_JOBS:-2}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -57,9 +60,9 @@ if [[ -z "$runs" ]]; then
     if [[ $quick == 1 ]]; then runs=1; else runs=3; fi
 fi
 if [[ $quick == 1 ]]; then
-    dur=2; lat_dur=2; lat_warm=1; tel_dur=5
+    dur=2; lat_dur=2; lat_warm=1; tel_dur=5; rules_dur=5; rules_lat_dur=5; hb_intervals=3; th_seconds=1
 else
-    dur=5; lat_dur=5; lat_warm=1; tel_dur=10
+    dur=5; lat_dur=5; lat_warm=1; tel_dur=10; rules_dur=10; rules_lat_dur=15; hb_intervals=6; th_seconds=3
 fi
 # Telemetry: 1,000 devices, each with at most this many readings
 # unacknowledged (the default in-flight limit of Mosquitto's clients is 20).
@@ -67,10 +70,23 @@ fi
 # points, and a run should contain one.
 tel_devices=1000
 tel_window=16
+# Rules (README.md, "Rules engine"): 10,000 devices over 1,000 connections,
+# readings of 4 of 100 metrics; 1,000 threshold rules (10 per metric), so a
+# reading meets 40 rules. Latency: 20,000 background readings/s and a probe
+# reading every 25 ms (a breach every 50 ms).
+rules_devices=10000
+rules_conns=1000
+rules_window=16
+rules_metrics=100
+rules_per_metric=10
+rules_mpr=4
+rules_bg_rate=20000
+rules_probe_ms=25
 expanded=""
 IFS=',' read -r -a requested <<< "$scenarios"
 for sc in "${requested[@]}"; do
     [[ $sc == telemetry ]] && sc=telemetry_commit,telemetry_relaxed
+    [[ $sc == rules ]] && sc=rules_throughput,rules_latency,heartbeat_tick
     expanded+="${expanded:+,}$sc"
 done
 scenarios=$expanded
@@ -110,6 +126,7 @@ fi
 # daemon does not).
 storecheck=${STORECHECK:-}
 querybench=${QUERYBENCH:-}
+rulesbench=${RULESBENCH:-}
 build_tool() { # VAR TARGET
     local target=$2
     say "building $target"
@@ -122,6 +139,7 @@ build_tool() { # VAR TARGET
 if [[ $only_mosquitto == 0 ]]; then
     if want_telemetry && [[ -z "$storecheck" ]]; then build_tool storecheck pulsegate-storecheck; fi
     if want query && [[ -z "$querybench" ]]; then build_tool querybench pulsegate-querybench; fi
+    if want heartbeat_tick && [[ -z "$rulesbench" ]]; then build_tool rulesbench pulsegate-rulesbench; fi
 fi
 
 pg_status=""
@@ -150,9 +168,16 @@ brokers="mosquitto"
 
 # The brokers of one scenario. Mosquitto has no durability setting: it runs
 # once for the two telemetry rows (in telemetry_commit), and report.py
-# compares telemetry_relaxed with that figure.
+# compares telemetry_relaxed with that figure. pgN_rules is pulsegate with N
+# shards and the 1,000 rules (rules_setup.py); in rules_throughput pgN is
+# the same daemon, tenant and user with no rules.
 brokers_for() {
     case "$1" in
+        rules_throughput)
+            if [[ -z "$pg_status" ]]; then echo "mosquitto pg1 pg1_rules pg2 pg2_rules"; else echo mosquitto; fi ;;
+        rules_latency)
+            if [[ -z "$pg_status" ]]; then echo "mosquitto pg1_rules pg2_rules"; else echo mosquitto; fi ;;
+        heartbeat_tick) if [[ $only_mosquitto == 0 ]]; then echo "evaluator"; fi ;;
         telemetry_relaxed)
             local b=""
             want telemetry_commit || b="mosquitto"
@@ -168,6 +193,8 @@ pg_storage_toml() {
     case "$1" in
         telemetry_commit) echo 'durability = "commit"' ;;
         telemetry_relaxed) echo 'durability = "relaxed"' ;;
+        # The rules rows measure the engine, not the disk.
+        rules_*) echo 'durability = "relaxed"' ;;
     esac
 }
 
@@ -184,6 +211,7 @@ say "work dir (configs, logs, raw results): $work"
 broker_pid=""
 wrapper_pid=""
 broker_log=""
+broker_http_port=""
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
     if [[ -n "$wrapper_pid" ]]; then kill "$wrapper_pid" 2>/dev/null || true; fi
@@ -220,18 +248,26 @@ log_type warning
 EOF
             (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${wrap[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
             ;;
-        pg1|pg2)
+        pg1|pg2|pg1_rules|pg2_rules)
             conf=$dir/pulsegate.toml
-            mkdir -p "$dir/data"
+            broker_http_port=$(free_port)
+            if [[ $scenario == rules_* ]]; then
+                # A known admin password: rules_setup.py logs in with it.
+                echo "bench-admin-password" > "$dir/admin.pw"
+                "$pulsegate" init --data-dir "$dir/data" --admin-password-file "$dir/admin.pw" \
+                    > "$dir/init.log" 2>&1 || { say "ERROR: pulsegate init failed:"; sed 's/^/    | /' "$dir/init.log" >&2; return 1; }
+            else
+                mkdir -p "$dir/data"
+            fi
             cat > "$conf" <<EOF
 [mqtt]
 listen = "127.0.0.1:$broker_port"
-shards = ${name#pg}
+shards = ${name:2:1}
 # The same bounds as Mosquitto's config above.
 max_queued_messages = 1000000
 max_inflight = 1000
 [http]
-listen = "127.0.0.1:$(free_port)"
+listen = "127.0.0.1:$broker_http_port"
 [auth]
 allow_anonymous = true
 [storage]
@@ -288,8 +324,15 @@ loadgen_args() {
         idle) echo "--scenario idle --connections 10000 --settle 3" ;;
         telemetry_commit|telemetry_relaxed)
             echo "--scenario telemetry --devices $tel_devices --window $tel_window --duration $tel_dur" ;;
-        query) echo "" ;;
-        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query)" ;;
+        query|heartbeat_tick) echo "" ;;
+        rules_throughput)
+            echo "--scenario rules_ingest --devices $rules_devices --publishers $rules_conns --window $rules_window" \
+                 "--metrics $rules_metrics --metrics-per-reading $rules_mpr --duration $rules_dur" ;;
+        rules_latency)
+            echo "--scenario rules_latency --devices $rules_devices --publishers $rules_conns --rate $rules_bg_rate" \
+                 "--metrics $rules_metrics --metrics-per-reading $rules_mpr --probe-interval-ms $rules_probe_ms" \
+                 "--warmup $lat_warm --duration $rules_lat_dur" ;;
+        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query rules_throughput rules_latency heartbeat_tick rules)" ;;
     esac
 }
 
@@ -326,6 +369,10 @@ try:
         r["data_dir_bytes"] = int(f.read())
 except (OSError, ValueError):
     pass
+rs = load("rules_setup.json")
+if rs:
+    r["rules"] = rs.get("rules")
+    r["rules_setup_s"] = rs.get("setup_s")
 sc = load("storecheck.json")
 if sc:
     r["stored_points"] = sc.get("stored_points")
@@ -364,13 +411,52 @@ for scenario in "${scenario_list[@]}"; do
                 fi
                 continue
             fi
+            if [[ $b == evaluator ]]; then
+                if [[ -z "$rulesbench" ]]; then
+                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"pulsegate-rulesbench did not build\"}" >> "$results"
+                    continue
+                fi
+                rc=0
+                json=$("${prio[@]}" "$rulesbench" --measure-intervals "$hb_intervals" --th-seconds "$th_seconds" \
+                    2> "$work/$tag/rulesbench.err") || rc=$?
+                if [[ "$json" == "{"* ]]; then
+                    record "$json" "$scenario" "$b" "$run" "$rc" "$work/$tag"
+                    say "  $json"
+                else
+                    say "ERROR: pulsegate-rulesbench exited with $rc; its stderr:"
+                    sed 's/^/    | /' "$work/$tag/rulesbench.err" >&2 || true
+                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"rulesbench failed\"}" >> "$results"
+                fi
+                continue
+            fi
             if ! start_broker "$b" "$tag" "$scenario"; then
                 echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"broker did not start\"}" >> "$results"
                 continue
             fi
+            extra=""
+            if [[ $scenario == rules_* && $b == pg* ]]; then
+                # The tenant of anonymous clients, a tenant_admin, and the
+                # rules (none for pgN in rules_throughput), through the API.
+                setup_args=(--http "127.0.0.1:$broker_http_port" --admin-password-file "$work/$tag/admin.pw"
+                            --metrics "$rules_metrics" --per-metric "$rules_per_metric")
+                [[ $b == *_rules ]] || setup_args=(--http "127.0.0.1:$broker_http_port"
+                            --admin-password-file "$work/$tag/admin.pw" --metrics 0)
+                [[ $scenario == rules_latency ]] && setup_args+=(--probe)
+                if ! python3 "$here/rules_setup.py" "${setup_args[@]}" > "$work/$tag/rules_setup.json" \
+                        2> "$work/$tag/rules_setup.err"; then
+                    say "ERROR: creating the rules failed against $b; rules_setup.py said:"
+                    sed 's/^/    | /' "$work/$tag/rules_setup.err" >&2 || true
+                    stop_broker
+                    echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"rules setup failed\"}" >> "$results"
+                    continue
+                fi
+                say "  rules: $(cat "$work/$tag/rules_setup.json")"
+                extra="--http-port $broker_http_port"
+                [[ $scenario == rules_latency ]] && extra+=" --alerts"
+            fi
             rc=0
             # shellcheck disable=SC2086
-            json=$("${prio[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args 2> "$work/$tag/loadgen.err") || rc=$?
+            json=$("${prio[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args $extra 2> "$work/$tag/loadgen.err") || rc=$?
             if [[ $rc != 0 || "$json" != "{"* ]]; then
                 say "ERROR: load generator exited with $rc against $b ($scenario); its stderr:"
                 sed 's/^/    | /' "$work/$tag/loadgen.err" >&2 || true
@@ -411,7 +497,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
-    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s"))$build_note" \
+    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s"))$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
     --mosquitto "$mosq_version" \

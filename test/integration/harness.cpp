@@ -181,6 +181,24 @@ std::uint16_t broker_process::http_port() const {
     return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
 }
 
+std::uint16_t broker_process::wait_http_port(ms timeout) const {
+    static constexpr std::string_view marker = "proto=http addr=127.0.0.1:";
+    const auto deadline = steady::now() + timeout;
+    auto nap = 2ms;
+    for (;;) {
+        const auto log = log_text();
+        const auto at = log.find(marker, start_log_offset_);
+        // Only a complete line: the port's digits may still be on their way.
+        if (at != std::string::npos && log.find('\n', at) != std::string::npos)
+            return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
+        if (steady::now() >= deadline)
+            throw std::runtime_error("the broker log has no \"listening proto=http\" line since the last start");
+        // The log is a file: nothing to wait on but time.
+        std::this_thread::sleep_for(nap);
+        nap = std::min(nap * 2, ms{50});
+    }
+}
+
 broker_process::~broker_process() {
     if (running()) {
         ::kill(pid_, SIGTERM);
@@ -245,12 +263,14 @@ void broker_process::write_config() {
     f << "\n[storage]\n";
     f << "data_dir = \"" << data_dir() << "\"\n";
     f << o.storage_toml << "\n";
+    if (!o.rules_toml.empty()) f << "\n[rules]\n" << o.rules_toml << "\n";
     f << "\n[log]\n";
     f << "level = \"debug\"\n";
 }
 
 void broker_process::start() {
     auto const log_offset = log_text().size();  // restart() appends to the log
+    start_log_offset_ = log_offset;
     std::vector<std::string> argv;
     if (is_mosquitto()) {
         argv = {"/usr/sbin/mosquitto", "-c", config_path_};
@@ -1269,6 +1289,36 @@ http_response http_request(std::uint16_t port, std::string_view method, std::str
     }
     res.status = status;
     return res;
+}
+
+http_response rest_session::call(std::string_view method, std::string_view target,
+                                 std::string_view body) const {
+    http_headers h;
+    if (!cookie.empty()) h.emplace_back("Cookie", cookie);
+    if (!csrf.empty()) h.emplace_back("X-CSRF-Token", csrf);
+    if (!bearer.empty()) h.emplace_back("Authorization", "Bearer " + bearer);
+    if (!body.empty()) h.emplace_back("Content-Type", "application/json");
+    return http_request(port, method, target, h, body);
+}
+
+rest_session rest_login(std::uint16_t port, std::string_view user, std::string_view password) {
+    const std::string body =
+        "{\"username\":" + json_quote(user) + ",\"password\":" + json_quote(password) + "}";
+    auto res = http_request(port, "POST", "/api/v1/auth/login", {{"Content-Type", "application/json"}}, body);
+    auto fail = [&](std::string_view why) {
+        return std::runtime_error("login as " + std::string{user} + ": " + std::string{why} + ": " +
+                                  res.describe());
+    };
+    if (res.status != 200) throw fail("not 200");
+    auto v = parse_json(res.body);
+    if (!v || (*v)["csrf_token"].str().empty()) throw fail("no csrf_token");
+    auto set_cookie = res.header("Set-Cookie");
+    if (!set_cookie) throw fail("no Set-Cookie");
+    rest_session s;
+    s.port = port;
+    s.csrf = (*v)["csrf_token"].str();
+    s.cookie = set_cookie->substr(0, set_cookie->find(';'));
+    return s;
 }
 
 // ----------------------------------------------------------------- JSON ----

@@ -81,6 +81,9 @@ struct broker_options {
     std::optional<std::uint32_t> sys_interval_s;
     // pulsegate only: extra `key = value` lines for [storage].
     std::string storage_toml;
+    // pulsegate only: `key = value` lines for [rules] (e.g.
+    // "heartbeat_grace_s = 0"); empty: the section is not written.
+    std::string rules_toml;
     // pulsegate only: when set, `pulsegate init --admin-password-file` runs
     // before the first start, so the operator_admin `admin` has this
     // password (at least 8 characters). Unset: `serve` initialises the data
@@ -112,6 +115,10 @@ public:
     // "listening proto=http addr=127.0.0.1:PORT"; throws std::runtime_error
     // when the log has none.
     std::uint16_t http_port() const;
+    // The same port, waiting up to `timeout` for the line of the last start
+    // (the daemon opens HTTP just after the MQTT listener that start() waits
+    // for); throws std::runtime_error when none comes.
+    std::uint16_t wait_http_port(ms timeout = 15s) const;
 
     // SIGTERM and wait for exit (clean shutdown); returns the exit status.
     int stop();
@@ -134,6 +141,7 @@ private:
     std::string log_path_;
     std::uint16_t port_ = 0;
     int pid_ = -1;
+    std::size_t start_log_offset_ = 0;  // log size when the last start began
 };
 
 // True when the current doctest test case has a failed assertion so far.
@@ -443,6 +451,31 @@ inline http_response http_get(std::uint16_t port, std::string_view target,
                               http_headers const& headers = {}) {
     return http_request(port, "GET", target, headers);
 }
+
+// REST API of the daemon as one caller: a web session (cookie + CSRF token,
+// from rest_login) or an API token (bearer). Every call is one
+// http_request; Content-Type: application/json is sent with a body.
+struct rest_session {
+    std::uint16_t port = 0;
+    std::string cookie;  // "pulsegate_session=..."
+    std::string csrf;    // sent as X-CSRF-Token with the cookie
+    std::string bearer;  // API token
+
+    http_response call(std::string_view method, std::string_view target, std::string_view body = {}) const;
+    http_response get(std::string_view target) const { return call("GET", target); }
+    http_response post(std::string_view target, std::string_view body = {}) const {
+        return call("POST", target, body);
+    }
+    http_response put(std::string_view target, std::string_view body) const { return call("PUT", target, body); }
+    http_response patch(std::string_view target, std::string_view body) const {
+        return call("PATCH", target, body);
+    }
+    http_response del(std::string_view target) const { return call("DELETE", target); }
+};
+
+// POST /api/v1/auth/login; throws std::runtime_error (naming the answer)
+// unless it is 200 with a csrf_token and a session cookie.
+rest_session rest_login(std::uint16_t port, std::string_view user, std::string_view password);
 
 // ------------------------------------------------------------------ JSON --
 
