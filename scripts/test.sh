@@ -51,7 +51,7 @@ fi
 # ---- 3. sanitizers -----------------------------------------------------------
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-if pg_setup build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+if pg_setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
   run_suites build-asan --suite unit --suite integration --timeout-multiplier 3
 else
   echo "fail meson setup build-asan" >>"$results"
