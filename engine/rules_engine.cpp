@@ -265,11 +265,22 @@ struct rules_engine::impl {
         for (const auto& e : b.events) records.push_back(e.alert);
         records.insert(records.end(), b.dirty.begin(), b.dirty.end());
         if (!records.empty()) {
-            if (auto r = st::alert_repository(db).upsert(records); !r) {
-                write_errors.fetch_add(1, std::memory_order_relaxed);
-                spdlog::error("rules engine: alerts not written: {}{}", r.error().message,
-                              retryable(r.error()) ? " (will retry)" : " (dropped)");
-                return !retryable(r.error());
+            st::alert_repository repo(db);
+            if (auto r = repo.upsert(records); !r) {
+                if (retryable(r.error())) {
+                    write_errors.fetch_add(1, std::memory_order_relaxed);
+                    spdlog::error("rules engine: alerts not written: {} (will retry)", r.error().message);
+                    return false;
+                }
+                // One bad record (e.g. the alert of a tenant removed
+                // meanwhile) must not take the others with it.
+                for (const auto& a : records) {
+                    if (auto one = repo.upsert({&a, 1}); !one) {
+                        write_errors.fetch_add(1, std::memory_order_relaxed);
+                        spdlog::warn("rules engine: alert {} of tenant {} not written: {}", a.id, a.tenant,
+                                     one.error().message);
+                    }
+                }
             }
         }
         if (!b.liveness.empty()) {
