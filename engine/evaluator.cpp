@@ -349,6 +349,68 @@ struct evaluator::impl {
             }
         }
     }
+
+    // A device that was registered and is no longer listed was deleted:
+    // its alerts close (settle) and no rule watches it any more.
+    void apply_devices(tenant_state& t, std::span<const registered_device> devices, std::int64_t now_ms) {
+        for (auto& [id, dev] : t.devices) {
+            dev->labels.clear();
+            if (dev->registered) dev->removed = true;
+        }
+        for (const auto& d : devices) {
+            auto& dev = device(t, d.id, d.created_at_ms, now_ms);
+            dev.labels = d.labels;
+            dev.registered = true;
+            dev.removed = false;
+        }
+    }
+
+    void apply_rules(tenant_state& t, std::span<const st::rule_record> rules, std::int64_t) {
+        std::unordered_map<std::int64_t, std::unique_ptr<compiled_rule>> next;
+        for (const auto& rec : rules) {
+            auto c = std::make_unique<compiled_rule>();
+            c->rec = rec;
+            c->params = threshold_params::of(rec);
+            c->timeout_ms = rec.interval_s * rec.missed * 1000;
+            if (rec.kind == rule_kind::threshold) c->metric = intern(rec.metric);
+            const auto old = t.rules.find(rec.id);
+            c->changed = old == t.rules.end() || !(old->second->rec == rec);
+            next.emplace(rec.id, std::move(c));
+        }
+        // Pending episodes of changed or removed threshold rules start over.
+        for (auto& [name, dev] : t.devices) {
+            for (auto& [rule_id, slot] : dev->slots) {
+                const auto it = next.find(rule_id);
+                if ((it == next.end() || it->second->changed) && slot.th.phase == threshold_phase::pending)
+                    slot.th.phase = threshold_phase::normal;
+            }
+        }
+        t.rules = std::move(next);
+        t.by_metric.clear();
+        t.heartbeat.clear();
+        for (const auto& [id, c] : t.rules) {
+            if (!c->rec.enabled) continue;
+            if (c->rec.kind == rule_kind::threshold) t.by_metric[c->metric].push_back(c.get());
+            else if (c->timeout_ms > 0) t.heartbeat.push_back(c.get());
+        }
+        // Deterministic order (by id) for evaluation and events.
+        auto by_id = [](const compiled_rule* a, const compiled_rule* b) { return a->rec.id < b->rec.id; };
+        for (auto& [metric, list] : t.by_metric) std::sort(list.begin(), list.end(), by_id);
+        std::sort(t.heartbeat.begin(), t.heartbeat.end(), by_id);
+    }
+
+    // After devices or rules changed: alerts no longer watched close,
+    // heartbeats come and go with the scopes, escalation timers follow
+    // changed rules.
+    void settle(tenant_state& t, std::int64_t now_ms) {
+        rescope(t, now_ms);
+        for (auto& [id, e] : alerts) {
+            if (e.dev->tenant != &t) continue;
+            const auto it = t.rules.find(e.rec.rule);
+            if (it != t.rules.end() && it->second->changed) schedule_escalation(e, *it->second, now_ms);
+        }
+        for (auto& [id, c] : t.rules) c->changed = false;
+    }
 };
 
 evaluator::evaluator(evaluator_options o, std::int64_t now_ms, std::int64_t next_alert_id)
@@ -380,66 +442,25 @@ void evaluator::restore(std::span<const st::alert_record> non_closed, std::span<
 
 void evaluator::set_devices(std::string_view tenant, std::span<const registered_device> devices,
                             std::int64_t now_ms) {
-    auto& m = *impl_;
-    auto& t = m.tenant(tenant);
-    // A device that was registered and is no longer listed was deleted:
-    // its alerts close and no rule watches it any more.
-    for (auto& [id, dev] : t.devices) {
-        dev->labels.clear();
-        if (dev->registered) dev->removed = true;
-    }
-    for (const auto& d : devices) {
-        auto& dev = m.device(t, d.id, d.created_at_ms, now_ms);
-        dev.labels = d.labels;
-        dev.registered = true;
-        dev.removed = false;
-    }
-    m.rescope(t, now_ms);
+    auto& t = impl_->tenant(tenant);
+    impl_->apply_devices(t, devices, now_ms);
+    impl_->settle(t, now_ms);
 }
 
 void evaluator::set_rules(std::string_view tenant, std::span<const st::rule_record> rules, std::int64_t now_ms) {
-    auto& m = *impl_;
-    auto& t = m.tenant(tenant);
-    std::unordered_map<std::int64_t, std::unique_ptr<compiled_rule>> next;
-    for (const auto& rec : rules) {
-        auto c = std::make_unique<compiled_rule>();
-        c->rec = rec;
-        c->params = threshold_params::of(rec);
-        c->timeout_ms = rec.interval_s * rec.missed * 1000;
-        if (rec.kind == rule_kind::threshold) c->metric = m.intern(rec.metric);
-        const auto old = t.rules.find(rec.id);
-        c->changed = old == t.rules.end() || !(old->second->rec == rec);
-        next.emplace(rec.id, std::move(c));
-    }
-    // Pending episodes of changed or removed threshold rules start over.
-    for (auto& [name, dev] : t.devices) {
-        for (auto& [rule_id, slot] : dev->slots) {
-            const auto it = next.find(rule_id);
-            if ((it == next.end() || it->second->changed) && slot.th.phase == threshold_phase::pending)
-                slot.th.phase = threshold_phase::normal;
-        }
-    }
-    t.rules = std::move(next);
-    t.by_metric.clear();
-    t.heartbeat.clear();
-    for (const auto& [id, c] : t.rules) {
-        if (!c->rec.enabled) continue;
-        if (c->rec.kind == rule_kind::threshold) t.by_metric[c->metric].push_back(c.get());
-        else if (c->timeout_ms > 0) t.heartbeat.push_back(c.get());
-    }
-    // Deterministic order (by id) for evaluation and events.
-    auto by_id = [](const compiled_rule* a, const compiled_rule* b) { return a->rec.id < b->rec.id; };
-    for (auto& [metric, list] : t.by_metric) std::sort(list.begin(), list.end(), by_id);
-    std::sort(t.heartbeat.begin(), t.heartbeat.end(), by_id);
-    m.rescope(t, now_ms);
-    // Escalation timers of the tenant's open alerts follow the rules now.
-    for (auto& [id, e] : m.alerts) {
-        if (e.dev->tenant != &t) continue;
-        const auto it = t.rules.find(e.rec.rule);
-        if (it == t.rules.end()) continue;
-        if (it->second->changed) m.schedule_escalation(e, *it->second, now_ms);
-    }
-    for (auto& [id, c] : t.rules) c->changed = false;
+    auto& t = impl_->tenant(tenant);
+    impl_->apply_rules(t, rules, now_ms);
+    impl_->settle(t, now_ms);
+}
+
+void evaluator::load_tenant(std::string_view tenant, std::span<const registered_device> devices,
+                            std::span<const st::rule_record> rules, std::span<const st::silence_record> silences,
+                            std::int64_t now_ms) {
+    auto& t = impl_->tenant(tenant);
+    t.silences.assign(silences.begin(), silences.end());
+    impl_->apply_devices(t, devices, now_ms);
+    impl_->apply_rules(t, rules, now_ms);
+    impl_->settle(t, now_ms);
 }
 
 void evaluator::set_silences(std::string_view tenant, std::span<const st::silence_record> silences) {

@@ -106,6 +106,11 @@ public:
     // episodes of changed rules restart.
     void set_rules(std::string_view tenant, std::span<const st::rule_record> rules, std::int64_t now_ms);
     void set_silences(std::string_view tenant, std::span<const st::silence_record> silences);
+    // At start, after restore(): a tenant's devices, rules and silences at
+    // once, so that restored alerts are judged against all of them.
+    void load_tenant(std::string_view tenant, std::span<const registered_device> devices,
+                     std::span<const st::rule_record> rules, std::span<const st::silence_record> silences,
+                     std::int64_t now_ms);
 
     // The ingest filter for the current rules.
     std::shared_ptr<const interest> make_interest() const;

@@ -169,9 +169,7 @@ struct rules_engine::impl {
         for (const auto& a : open) tenants.insert(a.tenant);
         for (const auto& [t, d] : devices) tenants.insert(t);
         for (const auto& t : tenants) {
-            eval->set_devices(t, devices[t], now);
-            eval->set_silences(t, silences_of[t]);
-            eval->set_rules(t, rules_of[t], now);
+            eval->load_tenant(t, devices[t], rules_of[t], silences_of[t], now);
         }
         publish_interest();
         spdlog::info("rules engine: {} rules, {} open alerts, {} devices with liveness, {} tenants", rules.size(),
@@ -215,9 +213,14 @@ struct rules_engine::impl {
         if (!pending.empty()) wcv.notify_one();
     }
 
+    // The cadence of ticks and flushes follows the steady clock; the times
+    // the evaluator sees come from `clock` (the wall clock, or a test's).
     void engine_loop() {
-        auto next_tick = clock() + opts.tick_ms;
-        auto next_flush = clock() + opts.flush_interval_ms;
+        using steady = std::chrono::steady_clock;
+        const auto tick = std::chrono::milliseconds(opts.tick_ms);
+        const auto flush_every = std::chrono::milliseconds(opts.flush_interval_ms);
+        auto next_tick = steady::now() + tick;
+        auto next_flush = steady::now() + flush_every;
         std::deque<std::function<void()>> todo;
         for (;;) {
             bool stop_now = false;
@@ -241,15 +244,15 @@ struct rules_engine::impl {
                 for (std::size_t i = 0; i < r.hits; ++i)
                     eval->on_reading(r.tenant_name(), r.device_name(), r.values[i].first, r.values[i].second, now);
             }
-            const auto now = clock();
+            const auto now = steady::now();
             if (now >= next_tick) {
-                eval->tick(now);
-                next_tick = now + opts.tick_ms;
+                eval->tick(clock());
+                next_tick = now + tick;
             }
             dispatch_events();
             if (now >= next_flush || stop_now) {
                 flush_dirty();
-                next_flush = now + opts.flush_interval_ms;
+                next_flush = now + flush_every;
                 std::lock_guard lock(stats_mu);
                 eval_stats = eval->stats();
             }

@@ -1316,3 +1316,28 @@ TEST_CASE("a deleted device: its alerts close and no heartbeat rule declares it 
     CHECK(is_open_event(silent[0], "d2"));
     CHECK(silent[0].alert.kind == st::alert_kind::no_heartbeat);
 }
+
+TEST_CASE("load_tenant after restore keeps an alert whose rule selects its device by label") {
+    engine e;
+    st::alert_record a;
+    a.id = 7;
+    a.tenant = "t1";
+    a.device = "d1";
+    a.rule = 1;
+    a.kind = st::alert_kind::threshold;
+    a.metric = "temp";
+    a.value = 31;
+    a.opened_at_ms = a.last_seen_at_ms = T0 - 5000;
+    e.ev.restore(std::vector{a}, {});
+    auto r = th_rule(1, "temp", compare_op::gt, 30);
+    r.scope.labels = {{"room", "a"}};
+    const device_list devices{{"d1", {{"room", "a"}}, T0 - day_ms}};
+    e.ev.load_tenant("t1", devices, std::vector{r}, {}, T0);
+    CHECK(e.take().empty()); // not closed: the device is in scope
+    CHECK(e.ev.live("t1", 7));
+    e.reading("t1", "d1", "temp", 20, T0 + 1000);
+    auto closed = e.take();
+    REQUIRE(closed.size() == 1);
+    CHECK(closed[0].type == ev::closed);
+    CHECK(closed[0].alert.id == 7);
+}

@@ -1,0 +1,263 @@
+// engine/rules_engine with a real state database: readings handed over as
+// ingest does reach the engine thread, events reach the live and durable
+// sinks, alerts and liveness are written, the alert_control calls work, and
+// a new engine on the same database continues where the last one stopped
+// (no duplicate alert, heartbeat grace after a restart). The engine's clock
+// is the test's; the engine thread itself wakes on its own.
+
+#include "engine/rules_engine.hpp"
+
+#include "storage/state/alert_repository.hpp"
+#include "storage/state/device_repository.hpp"
+#include "storage/state/rule_repository.hpp"
+#include "storage/state/tenant_repository.hpp"
+#include "test/temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace pulsegate::engine;
+namespace st = pulsegate::storage::state;
+using pulsegate::storage::metric_value;
+
+// A failed CHECK(result) prints the error's message.
+template <>
+struct doctest::StringMaker<boost::system::result<st::alert_record>> {
+    static doctest::String convert(const boost::system::result<st::alert_record>& r) {
+        return r ? "(an alert)" : ("error: " + r.error().message()).c_str();
+    }
+};
+
+namespace {
+
+constexpr std::int64_t T0 = 1'700'000'000'000;
+
+struct recording_sink final : alert_event_sink {
+    std::mutex mu;
+    std::vector<alert_event> events;
+    void on_alert_event(const alert_event& e) override {
+        std::lock_guard lock(mu);
+        events.push_back(e);
+    }
+    std::vector<alert_event> snapshot() {
+        std::lock_guard lock(mu);
+        return events;
+    }
+};
+
+// Polls `f` for up to 10 s (the engine thread and the writer run on their own).
+bool eventually(const std::function<bool()>& f) {
+    for (int i = 0; i < 1000; ++i) {
+        if (f()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return f();
+}
+
+struct fixture {
+    pulsegate::test::temp_dir dir{"pg-rules-engine"};
+    std::unique_ptr<st::database> db;
+    std::atomic<std::int64_t> now{T0};
+    std::int64_t hot_rule = 0, hb_rule = 0;
+
+    fixture() {
+        db = std::move(*st::database::open({.file = dir.path / "state.db"}));
+        REQUIRE(st::tenant_repository(*db).create({.id = "acme", .name = "ACME"}));
+        REQUIRE(st::device_repository(*db).create({"acme", "d1", "", {}, "digest", T0 - 1000}));
+        st::rule_record r;
+        r.tenant = "acme";
+        r.name = "hot";
+        r.metric = "temp";
+        r.op = st::compare_op::gt;
+        r.value = 30;
+        r.clear_value = 28;
+        r.created_at_ms = r.updated_at_ms = T0 - 1000;
+        hot_rule = *st::rule_repository(*db).create(r);
+    }
+    void add_heartbeat_rule() {
+        st::rule_record r;
+        r.tenant = "acme";
+        r.name = "alive";
+        r.kind = st::rule_kind::heartbeat;
+        r.interval_s = 10;
+        r.missed = 3;
+        r.created_at_ms = r.updated_at_ms = T0 - 1000;
+        hb_rule = *st::rule_repository(*db).create(r);
+    }
+    std::unique_ptr<rules_engine> engine(std::int64_t grace_s = 0) {
+        return std::make_unique<rules_engine>(
+            *db, rules_engine_options{.heartbeat_grace_s = grace_s, .tick_ms = 20, .flush_interval_ms = 50},
+            [this] { return now.load(); });
+    }
+    std::optional<st::alert_record> stored(std::int64_t id) { return *st::alert_repository(*db).get("acme", id); }
+};
+
+void send(rules_engine& e, double temp) {
+    const metric_value v[] = {{"temp", temp}, {"other", 1}};
+    e.on_message("acme", "d1", v);
+}
+
+std::size_t count(recording_sink& s, alert_event_type t) {
+    std::size_t n = 0;
+    for (const auto& e : s.snapshot()) n += e.type == t;
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("a breaching reading opens one alert: live sink at once, database and durable sink after the write") {
+    fixture f;
+    recording_sink live, durable;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->add_durable_sink(durable);
+    e->start();
+    send(*e, 25);
+    send(*e, 31);
+    send(*e, 32);
+    REQUIRE(eventually([&] { return count(durable, alert_event_type::opened) == 1; }));
+    const auto opened = live.snapshot().at(0);
+    CHECK(opened.type == alert_event_type::opened);
+    CHECK(opened.alert.value == 31);
+    CHECK(opened.alert.rule == f.hot_rule);
+    REQUIRE(eventually([&] { auto a = f.stored(opened.alert.id); return a && a->count == 2; }));
+    CHECK(f.stored(opened.alert.id)->last_value == 32);
+    send(*e, 29); // hysteresis: still open
+    send(*e, 28);
+    REQUIRE(eventually([&] { return count(durable, alert_event_type::closed) == 1; }));
+    CHECK(count(live, alert_event_type::opened) == 1);
+    const auto closed = f.stored(opened.alert.id);
+    REQUIRE(closed);
+    CHECK(closed->status == st::alert_status::closed);
+    CHECK(closed->last_value == 28);
+    CHECK_FALSE(closed->closed_by.has_value());
+    e->stop();
+    const auto s = e->stats();
+    CHECK(s.queued == 5);
+    CHECK(s.dropped == 0);
+    CHECK(s.events == 2);
+}
+
+TEST_CASE("acknowledge and close through alert_control; errors for closed, unknown and other tenants' alerts") {
+    fixture f;
+    recording_sink live;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->start();
+    send(*e, 35);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 1; }));
+    const auto id = live.snapshot().at(0).alert.id;
+
+    auto acked = e->acknowledge("acme", id, "alice");
+    REQUIRE(acked);
+    CHECK(acked->status == st::alert_status::acknowledged);
+    CHECK(acked->acknowledged_by == "alice");
+    CHECK(e->acknowledge("acme", id, "alice").error() == make_error_code(alert_errc::already_acknowledged));
+    CHECK(e->acknowledge("other", id, "mallory").error() == make_error_code(alert_errc::not_found));
+    CHECK(e->live("acme", id));
+
+    auto closed = e->close("acme", id, "alice");
+    REQUIRE(closed);
+    CHECK(closed->status == st::alert_status::closed);
+    CHECK(closed->closed_by == "alice");
+    REQUIRE(eventually([&] { auto a = f.stored(id); return a && a->status == st::alert_status::closed; }));
+    CHECK(e->close("acme", id, "alice").error() == make_error_code(alert_errc::already_closed));
+    CHECK(e->acknowledge("acme", id, "alice").error() == make_error_code(alert_errc::already_closed));
+    CHECK(e->close("acme", 999, "alice").error() == make_error_code(alert_errc::not_found));
+    CHECK(count(live, alert_event_type::acknowledged) == 1);
+    CHECK(count(live, alert_event_type::closed) == 1);
+    e->stop();
+    CHECK(e->acknowledge("acme", id, "alice").error() == make_error_code(alert_errc::unavailable));
+}
+
+TEST_CASE("a new engine on the same database keeps the open alert: repeats count on it, clearing closes it") {
+    fixture f;
+    std::int64_t id = 0;
+    {
+        recording_sink live;
+        auto e = f.engine();
+        e->add_live_sink(live);
+        e->start();
+        send(*e, 40);
+        REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 1; }));
+        id = live.snapshot().at(0).alert.id;
+        e->stop(); // writes what it holds
+    }
+    recording_sink live;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->start();
+    CHECK(e->live("acme", id));
+    send(*e, 41);
+    send(*e, 42);
+    e->stop();
+    CHECK(live.snapshot().empty()); // no second alert.opened
+    CHECK(f.stored(id)->count == 3);
+    CHECK(f.stored(id)->last_value == 42);
+
+    auto again = f.engine();
+    again->add_live_sink(live);
+    again->start();
+    send(*again, 20);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1; }));
+    CHECK(live.snapshot().at(0).alert.id == id);
+    again->stop();
+}
+
+TEST_CASE("rules_changed applies a new rule to the next reading without a restart") {
+    fixture f;
+    recording_sink live;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->start();
+    const metric_value humid[] = {{"hum", 97}};
+    e->on_message("acme", "d1", humid);
+    st::rule_record r;
+    r.tenant = "acme";
+    r.name = "humid";
+    r.metric = "hum";
+    r.op = st::compare_op::ge;
+    r.value = 95;
+    const auto id = *st::rule_repository(*f.db).create(r);
+    e->rules_changed("acme");
+    e->on_message("acme", "d1", humid);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 1; }));
+    CHECK(live.snapshot().at(0).alert.rule == id);
+    CHECK(live.snapshot().at(0).alert.count == 1); // the reading before the rule was not evaluated
+    e->stop();
+}
+
+TEST_CASE("heartbeat liveness survives a restart; the grace period holds every device off, then silence opens") {
+    fixture f;
+    f.add_heartbeat_rule();
+    {
+        auto e = f.engine(0);
+        e->start();
+        e->on_message("acme", "d1", {}); // a heartbeat at T0
+        e->stop();
+    }
+    // The gateway was down for an hour: d1 has been silent far longer than
+    // 30 s, but after the restart it gets the 60 s grace to report.
+    f.now = T0 + 3'600'000;
+    recording_sink live;
+    auto e = f.engine(60);
+    e->add_live_sink(live);
+    e->start();
+    f.now = T0 + 3'600'000 + 30'000;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(count(live, alert_event_type::opened) == 0);
+    f.now = T0 + 3'600'000 + 61'000;
+    REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 1; }));
+    const auto silent = live.snapshot().at(0).alert;
+    CHECK(silent.kind == st::alert_kind::no_heartbeat);
+    CHECK(silent.rule == f.hb_rule);
+    e->on_message("acme", "d1", {});
+    REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1; }));
+    e->stop();
+}
