@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <cassert>
 
 namespace pulsegate::engine {
@@ -111,6 +112,13 @@ std::string_view to_string(alert_event_type t) noexcept {
 }
 
 struct evaluator::impl {
+    // not_found, or already_closed for an alert closed lately in `tenant`.
+    boost::system::error_code missing(std::string_view tenant, std::int64_t id) const {
+        const auto it = recently_closed.find(id);
+        return make_error_code(it != recently_closed.end() && it->second == tenant ? alert_errc::already_closed
+                                                                                    : alert_errc::not_found);
+    }
+
     evaluator_options opts;
     std::int64_t started_ms;
     std::int64_t next_id;
@@ -120,6 +128,11 @@ struct evaluator::impl {
     string_map<std::uint32_t> metric_ids;
     std::vector<std::string> metric_names;
     std::unordered_map<std::int64_t, alert_entry> alerts; // non-closed
+    // The last alerts closed (id -> tenant), so that an ack or close of one
+    // answers already_closed before the database has the close.
+    static constexpr std::size_t recently_closed_max = 4096;
+    std::unordered_map<std::int64_t, std::string> recently_closed;
+    std::deque<std::int64_t> recently_closed_order;
     std::vector<std::int64_t> dirty_alerts;
     std::vector<device_state*> dirty_devices;
     evaluator_stats counters;
@@ -246,6 +259,12 @@ struct evaluator::impl {
         }
         ++counters.closed;
         emit(alert_event_type::closed, e, now_ms);
+        if (recently_closed_order.size() == recently_closed_max) {
+            recently_closed.erase(recently_closed_order.front());
+            recently_closed_order.pop_front();
+        }
+        recently_closed.emplace(id, e.rec.tenant);
+        recently_closed_order.push_back(id);
         alerts.erase(it);
     }
 
@@ -552,7 +571,7 @@ boost::system::result<st::alert_record> evaluator::acknowledge(std::string_view 
                                                                std::string_view user, std::int64_t now_ms) {
     auto& m = *impl_;
     const auto it = m.alerts.find(id);
-    if (it == m.alerts.end() || it->second.rec.tenant != tenant) return make_error_code(alert_errc::not_found);
+    if (it == m.alerts.end() || it->second.rec.tenant != tenant) return m.missing(tenant, id);
     auto& e = it->second;
     if (e.rec.status == alert_status::acknowledged) return make_error_code(alert_errc::already_acknowledged);
     e.rec.status = alert_status::acknowledged;
@@ -567,7 +586,7 @@ boost::system::result<st::alert_record> evaluator::close(std::string_view tenant
                                                          std::string_view user, std::int64_t now_ms) {
     auto& m = *impl_;
     const auto it = m.alerts.find(id);
-    if (it == m.alerts.end() || it->second.rec.tenant != tenant) return make_error_code(alert_errc::not_found);
+    if (it == m.alerts.end() || it->second.rec.tenant != tenant) return m.missing(tenant, id);
     auto& dev = *it->second.dev;
     const auto rule = it->second.rec.rule;
     const bool heartbeat = it->second.rec.kind == alert_kind::no_heartbeat;

@@ -1094,6 +1094,11 @@ bool mosq_client::wait_event(std::function<bool()> const& pred, ms timeout) {
     return cv_.wait_for(lk, timeout, pred);
 }
 
+void mosq_client::credentials(std::string const& user, std::string const& password) {
+    if (mosquitto_username_pw_set(m_, user.c_str(), password.c_str()) != MOSQ_ERR_SUCCESS)
+        throw std::runtime_error("mosquitto_username_pw_set failed");
+}
+
 int mosq_client::connect(std::uint16_t port, int keep_alive) {
     {
         std::lock_guard lk{mu_};

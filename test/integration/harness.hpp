@@ -388,6 +388,8 @@ public:
     mosq_client(mosq_client const&) = delete;
     mosq_client& operator=(mosq_client const&) = delete;
 
+    // User name and password of the following connect()s.
+    void credentials(std::string const& user, std::string const& password);
     // Returns the CONNACK reason (0 = accepted), or -1 if none came.
     int connect(std::uint16_t port, int keep_alive = 60);
     // Waits for SUBACK; returns the granted QoS / reason.
