@@ -38,10 +38,11 @@
 // The rules scenarios (test/bench/README.md, "Rules engine") speak the device
 // contract too, with readings of --metrics-per-reading metrics out of
 // --metrics ("m000" ...; device i always carries the same ones) and values
-// 0.000..999.999, from --devices devices ("dev00000" ...) spread over
+// 100.000..999.999, from --devices devices ("dev00000" ...) spread over
 // --publishers connections, each publishing for its devices in turn:
 //   rules_ingest   QoS 1, at most --window unacknowledged per connection, at
-//                  full speed, no subscriber: readings/s acknowledged;
+//                  full speed, no subscriber: readings/s acknowledged and,
+//                  with --http-port, accepted by pulsegate's ingest;
 //   rules_latency  QoS 0 paced at --rate readings/s in total (background),
 //                  plus a probe device publishing `{"probe":V}` every
 //                  --probe-interval-ms, alternately breaching (V = 1000000 +
@@ -73,13 +74,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -143,6 +145,7 @@ struct settings {
     double probe_interval_ms = 25;
     bool alerts = false;
     int http_port = 0;
+    std::string samples_out; // rules_latency: one CSV line per breach
 };
 
 double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -387,7 +390,7 @@ public:
     }
 
 private:
-    // The rules scenarios' payload `{"m000":000.000,...}`, fixed width, and
+    // The rules scenarios' payload `{"m000":100.000,...}`, fixed width, and
     // one topic per device `d/dev00000/telemetry`.
     void init_rules() {
         rules_ = true;
@@ -401,7 +404,7 @@ private:
             name_offsets_.push_back(payload_.size());
             payload_ += "000\":";
             value_offsets_.push_back(payload_.size());
-            payload_ += "000.000";
+            payload_ += "100.000";
         }
         payload_ += "}";
         s_.payload = static_cast<int>(payload_.size());
@@ -557,7 +560,8 @@ private:
                 auto metric = (static_cast<std::uint64_t>(dev) * name_offsets_.size() + k) %
                               static_cast<std::uint64_t>(s_.metrics);
                 patch_digits(payload_.data() + name_offsets_[k], metric, 3);
-                patch_digits(payload_.data() + value_offsets_[k], v % 1000, 3);
+                // 100.000 .. 999.999: JSON allows no leading zero.
+                patch_digits(payload_.data() + value_offsets_[k], 100 + v % 900, 3);
                 patch_digits(payload_.data() + value_offsets_[k] + 4, (v / 1000) % 1000, 3);
                 v = v * 31 + 17;
             }
@@ -966,6 +970,7 @@ private:
         while (steady::now() < produce_end) poll_once(5);
 
         t.stop = steady::now();
+        if (on_stop_) on_stop_();
         for (auto* c : pubs) {
             c->active = false;
             c->acked_at_stop = c->acked_count;
@@ -1171,9 +1176,10 @@ private:
             auto i = a.find(name);
             return j->second - (i == a.end() ? 0.0 : i->second);
         };
-        std::printf("\"pg_readings\":%.0f,\"pg_rules_messages\":%.0f,\"pg_rules_dropped\":%.0f,"
+        std::printf("\"pg_readings\":%.0f,\"pg_rejected\":%.0f,\"pg_rules_messages\":%.0f,\"pg_rules_dropped\":%.0f,"
                     "\"pg_rules_evaluations\":%.0f,\"pg_alerts_opened\":%.0f,\"pg_alerts_closed\":%.0f,",
-                    delta("pulsegate_ingest_readings_total"), delta("pulsegate_rules_messages_total"),
+                    delta("pulsegate_ingest_readings_total"), delta("pulsegate_ingest_rejected_total"),
+                    delta("pulsegate_rules_messages_total"),
                     delta("pulsegate_rules_dropped_total"), delta("pulsegate_rules_evaluations_total"),
                     delta("pulsegate_alerts_opened_total"), delta("pulsegate_alerts_closed_total"));
     }
@@ -1212,8 +1218,8 @@ private:
         c.out.append(body);
         if (breach) {
             probe_sent_ns_.push_back(now_ns());
-            got_plain_.push_back(0);
-            got_alert_.push_back(0);
+            plain_rx_ns_.push_back(0);
+            alert_rx_ns_.push_back(0);
         }
         flush(c);
     }
@@ -1293,12 +1299,12 @@ private:
             ++unmatched_;
             return;
         }
-        auto& got = alert ? got_alert_[seq] : got_plain_[seq];
+        auto& got = alert ? alert_rx_ns_[seq] : plain_rx_ns_[seq];
         if (got) return; // a duplicate (QoS 1 redelivery)
-        got = 1;
         auto sent = probe_sent_ns_[seq];
         auto rx = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+        got = std::max<std::uint64_t>(rx, 1);
         if (sent >= window_begin_ns_ && sent < window_end_ns_) (alert ? detect_ns_ : plain_ns_).push_back(rx > sent ? rx - sent : 0);
     }
 
@@ -1311,6 +1317,8 @@ private:
                              "per reading, %.1f s\n",
                      s_.devices, s_.publishers, s_.window, s_.metrics_per_reading, s_.metrics, s_.duration);
         auto m0 = scrape();
+        std::map<std::string, double, std::less<>> m_stop;
+        on_stop_ = [&] { m_stop = scrape(); };
         auto t = measure(s_.duration);
         auto m1 = scrape_settled();
 
@@ -1329,13 +1337,27 @@ private:
                     "\"points_per_s\":%.0f,",
                     ull(sent_messages()), static_cast<double>(sent_messages()) / produce_s, ull(acked),
                     ull(acked_at_stop), acked_per_s, acked_per_s * s_.metrics_per_reading);
-        if (!m1.empty()) {
-            // Evaluations of the whole run (drain included) scaled to the
-            // readings acked while publishing: evaluations per second of
-            // publishing.
-            auto evals = m1["pulsegate_rules_evaluations_total"] - m0["pulsegate_rules_evaluations_total"];
-            double share = acked ? static_cast<double>(acked_at_stop) / static_cast<double>(acked) : 0.0;
-            std::printf("\"evaluations_per_s\":%.0f,", evals * share / produce_s);
+        if (!m1.empty() && !m_stop.empty()) {
+            // Accepted: pulsegate's own count of readings taken by ingest
+            // (stored and handed to the rules) while publishing. A reading
+            // refused because the storage writer is behind is acknowledged
+            // all the same in MQTT 3.1.1 (no reason code in PUBACK) and
+            // counted as refused.
+            auto during = [&](std::string_view name) {
+                auto a = m0.find(name), b = m_stop.find(name);
+                return (b == m_stop.end() ? 0.0 : b->second) - (a == m0.end() ? 0.0 : a->second);
+            };
+            double accepted = during("pulsegate_ingest_readings_total");
+            // The engine's counters lag by up to a second: those of the
+            // whole run (drain included), per reading accepted in it, times
+            // the rate accepted while publishing.
+            auto whole = [&](std::string_view name) { return m1[std::string(name)] - m0[std::string(name)]; };
+            double readings = whole("pulsegate_ingest_readings_total");
+            double per_reading = readings > 0 ? whole("pulsegate_rules_evaluations_total") / readings : 0.0;
+            std::printf("\"accepted_per_s\":%.0f,\"refused_per_s\":%.0f,\"evaluations_per_s\":%.0f,"
+                        "\"pg_refused\":%.0f,",
+                        accepted / produce_s, during("pulsegate_ingest_overloaded_total") / produce_s,
+                        per_reading * accepted / produce_s, whole("pulsegate_ingest_overloaded_total"));
         }
         print_pg_deltas(m0, m1);
         print_common(t);
@@ -1363,11 +1385,33 @@ private:
 
         std::uint64_t bg_sent = 0, breaches = 0, plain_missing = 0, detect_missing = 0;
         for (auto* c : background_) bg_sent += c->publish_bytes / c->packet_size;
+        // The alert's lag behind the reading itself at the same subscriber
+        // process: the engine's share (hand-over to the engine thread,
+        // evaluation, event, back to a shard), without the common path.
+        std::vector<std::uint64_t> lag_ns;
         for (std::size_t i = 0; i < probe_sent_ns_.size(); ++i) {
             if (probe_sent_ns_[i] < window_begin_ns_ || probe_sent_ns_[i] >= window_end_ns_) continue;
             ++breaches;
-            if (!got_plain_[i]) ++plain_missing;
-            if (!got_alert_[i]) ++detect_missing;
+            if (!plain_rx_ns_[i]) ++plain_missing;
+            if (!alert_rx_ns_[i]) ++detect_missing;
+            if (plain_rx_ns_[i] && alert_rx_ns_[i])
+                lag_ns.push_back(alert_rx_ns_[i] > plain_rx_ns_[i] ? alert_rx_ns_[i] - plain_rx_ns_[i] : 0);
+        }
+        auto lag = percentiles_us(lag_ns);
+        if (!s_.samples_out.empty()) {
+            // When each breach was sent (ms after the start) and how long its
+            // reading and its alert took (us; empty: never arrived).
+            std::ofstream f(s_.samples_out);
+            f << "seq,sent_ms,in_window,plain_us,detect_us\n";
+            auto us = [&](std::uint64_t rx, std::uint64_t sent) {
+                return rx ? std::to_string(static_cast<double>(rx - std::min(rx, sent)) / 1000.0) : std::string();
+            };
+            for (std::size_t i = 0; i < probe_sent_ns_.size(); ++i) {
+                auto sent = probe_sent_ns_[i];
+                bool in = sent >= window_begin_ns_ && sent < window_end_ns_;
+                f << i << ',' << static_cast<double>(sent - window_begin_ns_ + static_cast<std::uint64_t>(s_.warmup * 1e9)) / 1e6
+                  << ',' << (in ? 1 : 0) << ',' << us(plain_rx_ns_[i], sent) << ',' << us(alert_rx_ns_[i], sent) << '\n';
+            }
         }
         auto plain = percentiles_us(plain_ns_);
         auto detect = percentiles_us(detect_ns_);
@@ -1383,9 +1427,10 @@ private:
                     plain_ns_.size(), ull(plain_missing), plain.p50, plain.p99, plain.max);
         if (s_.alerts)
             std::printf("\"detect_samples\":%zu,\"detect_missing\":%llu,\"detect_p50_us\":%.1f,"
-                        "\"detect_p99_us\":%.1f,\"detect_max_us\":%.1f,\"alerts_opened_rx\":%llu,"
-                        "\"alert_events_other_rx\":%llu,",
-                        detect_ns_.size(), ull(detect_missing), detect.p50, detect.p99, detect.max,
+                        "\"detect_p99_us\":%.1f,\"detect_max_us\":%.1f,\"lag_p50_us\":%.1f,\"lag_p99_us\":%.1f,"
+                        "\"lag_max_us\":%.1f,\"alerts_opened_rx\":%llu,\"alert_events_other_rx\":%llu,",
+                        detect_ns_.size(), ull(detect_missing), detect.p50, detect.p99, detect.max, lag.p50, lag.p99,
+                        lag.max,
                         ull(alerts_opened_rx_), ull(alerts_other_rx_));
         std::printf("\"unmatched\":%llu,", ull(unmatched_));
         print_pg_deltas(m0, m1);
@@ -1447,6 +1492,7 @@ private:
     std::vector<std::size_t> value_offsets_; // in payload_ (rules: each value's first digit)
     // Rules scenarios.
     bool rules_ = false;
+    std::function<void()> on_stop_;          // measure(): right when publishing stops
     std::vector<std::size_t> name_offsets_;  // in payload_: each metric name's 3 digits
     std::vector<std::string> device_topics_; // by device index
     std::vector<connection*> background_;    // rules_latency: paced publishers
@@ -1455,7 +1501,7 @@ private:
     std::uint64_t bg_due_ = 0;               // background readings scheduled so far
     std::uint64_t probe_next_ = 0;           // probe readings sent (even: breach, odd: clear)
     std::vector<std::uint64_t> probe_sent_ns_;          // by breach sequence: just before write()
-    std::vector<std::uint8_t> got_plain_, got_alert_;   // by breach sequence
+    std::vector<std::uint64_t> plain_rx_ns_, alert_rx_ns_; // by breach sequence, 0: not (yet) received
     std::vector<std::uint64_t> plain_ns_, detect_ns_;   // latencies inside the window
     std::uint64_t alerts_opened_rx_ = 0, alerts_other_rx_ = 0, unmatched_ = 0;
 };
@@ -1483,6 +1529,7 @@ int main(int argc, char** argv) {
                    "rules_latency: time between probe readings (breach, clear, breach, ...)")
         ->check(CLI::Range(1.0, 10000.0));
     app.add_flag("--alerts", s.alerts, "rules_latency: also subscribe to alerts/probe/# (pulsegate's alert events)");
+    app.add_option("--samples-out", s.samples_out, "rules_latency: write every breach's latencies to this CSV file");
     app.add_option("--http-port", s.http_port, "pulsegate's HTTP port: read its counters from /metrics")
         ->check(CLI::Range(0, 65535));
     app.add_option("--qos", s.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 1));

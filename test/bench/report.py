@@ -288,7 +288,7 @@ def rules_section(data):
                    "`default`, created with a tenant_admin through the operator API after `pulsegate init`, and the "
                    "rules are POSTed to `/api/v1/rules` before the load starts. "
                    f"{first['devices']:,} devices over {first.get('connections', '?'):,} connections; each reading "
-                   f"carries {first.get('metrics_per_reading', '?')} of 100 metrics (values 0-1000) and meets 10 "
+                   f"carries {first.get('metrics_per_reading', '?')} of 100 metrics (values 100-1000) and meets 10 "
                    "threshold rules per metric, none of which fires. Mosquitto has no rules engine: its column is "
                    "plain ingest of the same load.")
         out.append("")
@@ -299,12 +299,15 @@ def rules_section(data):
     if thr:
         out.append("**Ingest throughput** (`rules_throughput`): QoS 1 readings at full speed, at most "
                    f"{next((d['window'] for d in thr if 'window' in d), '?')} unacknowledged per connection, no "
-                   "subscriber; readings/s = PUBACKs received while publishing / publishing time. Evaluations/s from "
-                   "`pulsegate_rules_evaluations_total`; *evaluated* = `pulsegate_rules_messages_total` / "
-                   "`pulsegate_ingest_readings_total` (a reading the engine's queue refused is stored but not "
-                   "evaluated: `pulsegate_rules_dropped_total`).")
+                   "subscriber. Readings/s accepted: pulsegate's `pulsegate_ingest_readings_total` read from /metrics "
+                   "when publishing starts and stops, / publishing time (an MQTT 3.1.1 PUBACK is sent even for a "
+                   "reading refused as invalid or because the storage writer is behind, so PUBACKs would overstate "
+                   "it; refusals are flagged); Mosquitto: PUBACKs received while publishing / publishing time. "
+                   "Evaluations/s from `pulsegate_rules_evaluations_total`; *evaluated* = "
+                   "`pulsegate_rules_messages_total` / `pulsegate_ingest_readings_total` (a reading the engine's "
+                   "queue refused is stored but not evaluated: `pulsegate_rules_dropped_total`).")
         out.append("")
-        out.append("| broker | readings/s, no rules | readings/s, 1,000 rules | with / without rules | rule evaluations/s "
+        out.append("| broker | readings/s accepted, no rules | readings/s accepted, 1,000 rules | with / without rules | rule evaluations/s "
                    "| evaluations / reading | evaluated (dropped) | broker CPU, no rules / rules |")
         out.append("|---|---|---|---|---|---|---|---|")
         mrows = rows_of(data, "rules_throughput", "mosquitto")
@@ -320,7 +323,9 @@ def rules_section(data):
             fb, fr = failures("rules_throughput", bid), failures("rules_throughput", bid + "_rules")
             if not (base or ruled or fb or fr):
                 continue
-            b, r = median(base, "acked_per_s"), median(ruled, "acked_per_s")
+            rate = lambda rows: median(rows, "accepted_per_s") if any("accepted_per_s" in x for x in rows) \
+                else median(rows, "acked_per_s")
+            b, r = rate(base), rate(ruled)
             cb = "FAILED: " + "; ".join(sorted(set(fb))) if not base and fb else f"**{k(b)}**"
             cr = "FAILED: " + "; ".join(sorted(set(fr))) if not ruled and fr else f"**{k(r)}**"
             if r is not None and mosq:
@@ -338,6 +343,10 @@ def rules_section(data):
             drop_txt = f"{share} ({dropped:.0f})" if dropped is not None else share
             if dropped:
                 drop_txt = f"**{drop_txt}**"
+            for label, key in (("invalid", "pg_rejected"), ("refused, storage behind", "pg_refused")):
+                n = worst(base + ruled, key)
+                if n:
+                    drop_txt += f"; **{n:.0f} {label}**"
             cpu_b, cpu_r = median(base, "broker_cpu_pct"), median(ruled, "broker_cpu_pct")
             cpus = " / ".join("n/a" if c is None else f"{c:.0f}%" for c in (cpu_b, cpu_r))
             out.append(f"| {name} | {cb} | {cr} | {ratio_txt} | {k(evals)} | "
@@ -358,22 +367,26 @@ def rules_section(data):
                    "sequence) and clearing (V = 0). Detection = from just before the breaching PUBLISH is written to "
                    "the arrival of the alert.opened event (subscriber on `alerts/probe/#`, QoS 1) whose `value` is "
                    "that reading; plain = the same PUBLISH to a subscriber of the probe's telemetry topic, in the same "
-                   "run. Samples after 1 s of warm-up; *missing* = breaches without their event (or message).")
+                   "run; *alert after its reading* = arrival of the event - arrival of the reading itself at the same "
+                   "process (the engine's share: hand-over to the engine thread, evaluation, the event back to a "
+                   "shard). Samples after 1 s of warm-up; *missing* = breaches without their event (or message).")
         out.append("")
         out.append("| broker | detection p50 / p99 / max (us) | plain publish -> subscriber p50 / p99 / max (us) | "
-                   "samples (missing) | background readings/s sent | broker CPU |")
-        out.append("|---|---|---|---|---|---|")
+                   "alert after its reading, p50 / p99 (us) | samples (missing) | background readings/s sent | "
+                   "broker CPU |")
+        out.append("|---|---|---|---|---|---|---|")
         best = None
         for bid, name in [("mosquitto", "mosquitto (no rules engine)")] + [(b + "_rules", n) for b, n in PG_CONFIGS]:
             rows, fails = rows_of(data, "rules_latency", bid), failures("rules_latency", bid)
             if not rows:
                 if fails:
-                    out.append(f"| {name} | FAILED: {'; '.join(sorted(set(fails)))} | | | | |")
+                    out.append(f"| {name} | FAILED: {'; '.join(sorted(set(fails)))} | | | | | |")
                 continue
             plain = f"{us(median(rows, 'plain_p50_us'))} / {us(median(rows, 'plain_p99_us'))} / {us(median(rows, 'plain_max_us'))}"
             if any("detect_samples" in r for r in rows):
                 p99 = median(rows, "detect_p99_us")
                 det = f"**{us(median(rows, 'detect_p50_us'))} / {us(p99)}** / {us(median(rows, 'detect_max_us'))}"
+                lag = f"{us(median(rows, 'lag_p50_us'))} / {us(median(rows, 'lag_p99_us'))}"
                 samples = f"{median(rows, 'detect_samples'):.0f} ({worst(rows, 'detect_missing')})"
                 if p99 is not None and (best is None or p99 < best[0]):
                     best = (p99, name)
@@ -381,10 +394,10 @@ def rules_section(data):
                 if dropped:
                     samples += f"; {dropped:.0f} readings dropped by the engine"
             else:
-                det = "n/a"
+                det = lag = "n/a"
                 samples = f"{median(rows, 'plain_samples'):.0f} ({worst(rows, 'plain_missing')})"
             cpu = median(rows, "broker_cpu_pct")
-            out.append(f"| {name} | {det} | {plain} | {samples} | {k(median(rows, 'bg_sent_per_s'))} | "
+            out.append(f"| {name} | {det} | {plain} | {lag} | {samples} | {k(median(rows, 'bg_sent_per_s'))} | "
                        f"{'n/a' if cpu is None else f'{cpu:.0f}%'} |")
         out.append("")
         if best:
