@@ -2,6 +2,7 @@
 
 #include "engine/alert_control.hpp"
 
+#include <boost/container/flat_map.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -44,7 +45,9 @@ struct device_state {
     bool registered = false;          // listed by the last set_devices
     bool removed = false;             // was registered, no longer is: in no rule's scope
     int silent = 0;                   // open NO_HEARTBEAT alerts
-    boost::unordered_flat_map<std::int64_t, rule_slot> slots; // by rule id
+    // By rule id; a sorted vector: a device has few slots, and a hash
+    // map's minimum bucket array would cost ~1.7 KB per device.
+    boost::container::flat_map<std::int64_t, rule_slot> slots;
 };
 
 struct tenant_state {
@@ -430,6 +433,63 @@ struct evaluator::impl {
         }
         for (auto& [id, c] : t.rules) c->changed = false;
     }
+
+    // Any message of `dev`: liveness, and the end of its NO_HEARTBEAT alerts.
+    void alive(tenant_state& t, device_state& dev, std::int64_t now_ms) {
+        ++counters.messages;
+        dev.removed = false; // heard from again (anonymous clients can)
+        dev.last_message_ms = std::max(dev.last_message_ms, now_ms);
+        if (!dev.liveness_dirty) {
+            dev.liveness_dirty = true;
+            dirty_devices.push_back(&dev);
+        }
+        if (dev.silent == 0) return;
+        for (const auto* r : t.heartbeat) {
+            const auto s = dev.slots.find(r->rec.id);
+            if (s == dev.slots.end() || s->second.alert_id == 0) continue;
+            close_alert(s->second.alert_id, std::nullopt, now_ms);
+            arm_heartbeat(dev, *r, s->second, now_ms);
+        }
+    }
+
+    // One value of a metric of `dev` against the rules watching that metric.
+    void evaluate(device_state& dev, const std::vector<const compiled_rule*>& rules, double value,
+                  std::int64_t now_ms) {
+        // `rules` and the device's slots are both sorted by rule id: one
+        // forward walk finds every slot (a new one is inserted in place).
+        auto pos = dev.slots.begin();
+        for (const auto* r : rules) {
+            if (!in_scope(r->rec, dev)) continue;
+            ++counters.evaluations;
+            const auto id = r->rec.id;
+            while (pos != dev.slots.end() && pos->first < id) ++pos;
+            if (pos == dev.slots.end() || pos->first != id) pos = dev.slots.emplace_hint(pos, id, rule_slot{});
+            auto& slot = pos->second;
+            ++pos;
+            switch (slot.th.on_reading(r->params, value, now_ms)) {
+            case threshold_action::none: break;
+            case threshold_action::arm:
+                wheel.schedule(slot.th.due_ms(r->params), {&dev, r->rec.id, 0, timer_kind::pending});
+                break;
+            case threshold_action::open:
+                if (slot.alert_id == 0) {
+                    open_alert(dev, *r, slot, slot.th.first_value, value, now_ms);
+                    break;
+                }
+                [[fallthrough]];
+            case threshold_action::repeat:
+                if (auto it = alerts.find(slot.alert_id); it != alerts.end()) {
+                    auto& a = it->second.rec;
+                    ++a.count;
+                    a.last_value = value;
+                    a.last_seen_at_ms = now_ms;
+                    mark_dirty(it->second);
+                }
+                break;
+            case threshold_action::close: close_alert(slot.alert_id, std::nullopt, now_ms, value); break;
+            }
+        }
+    }
 };
 
 evaluator::evaluator(evaluator_options o, std::int64_t now_ms, std::int64_t next_alert_id)
@@ -507,21 +567,7 @@ std::optional<std::uint32_t> evaluator::metric_id(std::string_view metric) const
 void evaluator::on_message(std::string_view tenant, std::string_view device, std::int64_t now_ms) {
     auto& m = *impl_;
     auto& t = m.tenant(tenant);
-    auto& dev = m.device(t, device, now_ms, now_ms);
-    ++m.counters.messages;
-    dev.removed = false; // heard from again (anonymous clients can)
-    dev.last_message_ms = std::max(dev.last_message_ms, now_ms);
-    if (!dev.liveness_dirty) {
-        dev.liveness_dirty = true;
-        m.dirty_devices.push_back(&dev);
-    }
-    if (dev.silent == 0) return;
-    for (const auto* r : t.heartbeat) {
-        const auto s = dev.slots.find(r->rec.id);
-        if (s == dev.slots.end() || s->second.alert_id == 0) continue;
-        m.close_alert(s->second.alert_id, std::nullopt, now_ms);
-        m.arm_heartbeat(dev, *r, s->second, now_ms);
-    }
+    m.alive(t, m.device(t, device, now_ms, now_ms), now_ms);
 }
 
 void evaluator::on_reading(std::string_view tenant, std::string_view device, std::uint32_t metric, double value,
@@ -532,33 +578,19 @@ void evaluator::on_reading(std::string_view tenant, std::string_view device, std
     if (t == nullptr) return;
     const auto rules = t->by_metric.find(metric);
     if (rules == t->by_metric.end()) return;
-    auto& dev = m.device(*t, device, now_ms, now_ms);
-    for (const auto* r : rules->second) {
-        if (!in_scope(r->rec, dev)) continue;
-        ++m.counters.evaluations;
-        auto& slot = dev.slots[r->rec.id];
-        switch (slot.th.on_reading(r->params, value, now_ms)) {
-        case threshold_action::none: break;
-        case threshold_action::arm:
-            m.wheel.schedule(slot.th.due_ms(r->params), {&dev, r->rec.id, 0, timer_kind::pending});
-            break;
-        case threshold_action::open:
-            if (slot.alert_id == 0) {
-                m.open_alert(dev, *r, slot, slot.th.first_value, value, now_ms);
-                break;
-            }
-            [[fallthrough]];
-        case threshold_action::repeat:
-            if (auto it = m.alerts.find(slot.alert_id); it != m.alerts.end()) {
-                auto& a = it->second.rec;
-                ++a.count;
-                a.last_value = value;
-                a.last_seen_at_ms = now_ms;
-                m.mark_dirty(it->second);
-            }
-            break;
-        case threshold_action::close: m.close_alert(slot.alert_id, std::nullopt, now_ms, value); break;
-        }
+    m.evaluate(m.device(*t, device, now_ms, now_ms), rules->second, value, now_ms);
+}
+
+void evaluator::on_readings(std::string_view tenant, std::string_view device, bool liveness,
+                            std::span<const std::pair<std::uint32_t, double>> values, std::int64_t now_ms) {
+    auto& m = *impl_;
+    auto& t = m.tenant(tenant);
+    auto& dev = m.device(t, device, now_ms, now_ms);
+    if (liveness) m.alive(t, dev, now_ms);
+    for (const auto& [metric, value] : values) {
+        ++m.counters.readings;
+        const auto rules = t.by_metric.find(metric);
+        if (rules != t.by_metric.end()) m.evaluate(dev, rules->second, value, now_ms);
     }
 }
 

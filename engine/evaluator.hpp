@@ -123,6 +123,10 @@ public:
     // One metric value of a reading (after on_message for the same message).
     void on_reading(std::string_view tenant, std::string_view device, std::uint32_t metric, double value,
                     std::int64_t now_ms);
+    // Both at once, as rules_engine hands a message over: liveness (when
+    // `liveness`) and every (metric id, value).
+    void on_readings(std::string_view tenant, std::string_view device, bool liveness,
+                     std::span<const std::pair<std::uint32_t, double>> values, std::int64_t now_ms);
     // Fires due timers.
     void tick(std::int64_t now_ms);
 

@@ -81,6 +81,17 @@ struct rules_engine::impl {
     std::vector<alert_event_sink*> live_sinks, durable_sinks;
 
     std::atomic<std::shared_ptr<const interest>> snapshot;
+    // Bumped with every new snapshot: a shard thread keeps its own copy of
+    // the pointer and reloads it only when this moved, so that the shards
+    // do not all take the shared_ptr's lock and count on every message.
+    std::atomic<std::uint64_t> snapshot_gen{next_generation()};
+
+    // Unique across engines: a thread's copy is never mistaken for the
+    // snapshot of another engine that took the same address.
+    static std::uint64_t next_generation() noexcept {
+        static std::atomic<std::uint64_t> n{1};
+        return n.fetch_add(1, std::memory_order_relaxed);
+    }
     std::atomic<std::uint64_t> queued{0}, dropped{0}, events_total{0}, write_errors{0}, purged{0};
 
     // ---- engine thread input ----
@@ -126,7 +137,27 @@ struct rules_engine::impl {
         return done.get();
     }
 
-    void publish_interest() { snapshot.store(eval->make_interest(), std::memory_order_release); }
+    void publish_interest() {
+        snapshot.store(eval->make_interest(), std::memory_order_release);
+        snapshot_gen.store(next_generation(), std::memory_order_release);
+    }
+
+    // This thread's copy of the current snapshot (null when stopped).
+    const interest* current_interest() noexcept {
+        struct cached {
+            const impl* owner = nullptr;
+            std::uint64_t gen = 0;
+            std::shared_ptr<const interest> ptr;
+        };
+        thread_local cached c;
+        const auto gen = snapshot_gen.load(std::memory_order_acquire);
+        if (c.owner != this || c.gen != gen) {
+            c.ptr = snapshot.load(std::memory_order_acquire);
+            c.owner = this;
+            c.gen = gen;
+        }
+        return c.ptr.get();
+    }
 
     // ---- loading --------------------------------------------------------------
 
@@ -238,12 +269,8 @@ struct rules_engine::impl {
             }
             for (auto& f : todo) f();
             todo.clear();
-            for (const auto& r : batch) {
-                const auto now = clock();
-                if (r.liveness) eval->on_message(r.tenant_name(), r.device_name(), now);
-                for (std::size_t i = 0; i < r.hits; ++i)
-                    eval->on_reading(r.tenant_name(), r.device_name(), r.values[i].first, r.values[i].second, now);
-            }
+            for (const auto& r : batch)
+                eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, clock());
             const auto now = steady::now();
             if (now >= next_tick) {
                 eval->tick(clock());
@@ -372,13 +399,14 @@ void rules_engine::stop() {
     m.wcv.notify_one();
     m.writer_thread.join();
     m.snapshot.store(nullptr);
+    m.snapshot_gen.store(impl::next_generation(), std::memory_order_release);
 }
 
 void rules_engine::on_message(std::string_view tenant, std::string_view device,
                               std::span<const storage::metric_value> metrics) noexcept {
     auto& m = *impl_;
-    const auto snap = m.snapshot.load(std::memory_order_acquire);
-    if (!snap) return;
+    const auto* snap = m.current_interest();
+    if (snap == nullptr) return;
     const auto t = snap->tenants.find(tenant);
     if (t == snap->tenants.end()) return;
     if (tenant.size() > max_name || device.size() > max_name) return;

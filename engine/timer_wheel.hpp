@@ -8,8 +8,9 @@
 // generation they stored), which keeps a per-reading reschedule free (the
 // owner moves its own deadline and re-arms only when the old timer fires).
 //
-// Single-threaded (the engine thread). Buckets keep their capacity, so a
-// steady population of timers schedules without allocating.
+// Single-threaded (the engine thread). Buckets keep their capacity (up to
+// 8x what they hold), so a steady population of timers schedules without
+// allocating.
 
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +58,9 @@ public:
                 else b[keep++] = b[i];
             }
             b.resize(keep);
+            // A bucket that once held a burst (all devices armed at once)
+            // gives the memory back instead of keeping its peak forever.
+            if (b.capacity() > 1024 && b.size() < b.capacity() / 8) b.shrink_to_fit();
             size_ -= scratch_.size();
             for (const auto& e : scratch_) {
                 ++fired;
