@@ -104,7 +104,7 @@ struct delivery_config {
 struct rules_config {
     std::int64_t heartbeat_grace_s = 120;     // after a start, before any device is declared silent
     std::int64_t alert_retention_days = 90;   // closed alerts older than this are purged
-    std::int64_t queue_capacity = 16384;      // readings waiting for the engine thread
+    std::int64_t queue_capacity = 32768;      // messages waiting for the engine thread
 
     friend bool operator==(const rules_config&, const rules_config&) = default;
 };

@@ -27,7 +27,7 @@ namespace st = storage::state;
 // Longer tenant or device names (possible only for anonymous clients; ids
 // of registered ones are at most 63 bytes) are not evaluated.
 constexpr std::size_t max_name = 63;
-constexpr std::size_t max_hits = 16;
+constexpr std::size_t max_hits = 8; // more: the message takes several records
 
 struct input_record {
     std::array<char, max_name> tenant;
@@ -104,7 +104,6 @@ struct rules_engine::impl {
 
     // ---- engine thread state ----
     std::unique_ptr<evaluator> eval;
-    std::vector<input_record> batch;
     std::thread engine_thread;
     mutable std::mutex stats_mu;
     evaluator_stats eval_stats;
@@ -119,7 +118,6 @@ struct rules_engine::impl {
     impl(st::database& d, rules_engine_options o, clock_fn c)
         : db(d), opts(o), clock(c ? std::move(c) : clock_fn(system_now_ms)) {
         ring.resize(std::max<std::size_t>(opts.queue_capacity, 16));
-        batch.reserve(ring.size());
     }
 
     // Runs `f` on the engine thread and waits for it.
@@ -253,6 +251,7 @@ struct rules_engine::impl {
         auto next_tick = steady::now() + tick;
         auto next_flush = steady::now() + flush_every;
         std::deque<std::function<void()>> todo;
+        std::size_t first = 0, taken = 0;
         for (;;) {
             bool stop_now = false;
             {
@@ -260,17 +259,23 @@ struct rules_engine::impl {
                 cv.wait_for(lock, std::chrono::milliseconds(opts.tick_ms),
                             [&] { return stopping || count > 0 || !commands.empty(); });
                 todo.swap(commands);
-                batch.clear();
-                for (; count > 0; --count) {
-                    batch.push_back(ring[head]);
-                    head = (head + 1) % ring.size();
-                }
+                first = head;
+                taken = count;
                 stop_now = stopping;
             }
             for (auto& f : todo) f();
             todo.clear();
-            for (const auto& r : batch)
+            // The taken records are read in place: producers only write
+            // past head + count, and count still covers them until released.
+            for (std::size_t i = 0; i < taken; ++i) {
+                const auto& r = ring[(first + i) % ring.size()];
                 eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, clock());
+            }
+            if (taken > 0) {
+                std::lock_guard lock(mu);
+                head = (head + taken) % ring.size();
+                count -= taken;
+            }
             const auto now = steady::now();
             if (now >= next_tick) {
                 eval->tick(clock());

@@ -40,7 +40,7 @@ namespace pulsegate::engine {
 struct rules_engine_options {
     std::int64_t heartbeat_grace_s = 120;      // after start, before any device is declared silent
     std::int64_t alert_retention_days = 90;    // closed alerts older than this are purged
-    std::size_t queue_capacity = 16384;        // readings waiting for the engine thread
+    std::size_t queue_capacity = 32768;        // messages waiting for the engine thread
     std::int64_t tick_ms = 100;                // timer resolution
     std::int64_t flush_interval_ms = 1000;     // repeats and liveness to the database
     std::int64_t purge_interval_ms = 3'600'000;

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -260,4 +262,32 @@ TEST_CASE("heartbeat liveness survives a restart; the grace period holds every d
     e->on_message("acme", "d1", {});
     REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1; }));
     e->stop();
+}
+
+TEST_CASE("a message with more watched metrics than one queue record holds is evaluated in full") {
+    fixture f;
+    std::vector<std::string> names;
+    for (int i = 0; i < 20; ++i) {
+        st::rule_record r;
+        r.tenant = "acme";
+        r.name = "m" + std::to_string(i);
+        r.metric = r.name;
+        r.op = st::compare_op::gt;
+        r.value = 0;
+        REQUIRE(st::rule_repository(*f.db).create(r));
+        names.push_back(r.name);
+    }
+    recording_sink live;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->start();
+    std::vector<metric_value> values;
+    for (const auto& n : names) values.push_back({n, 1});
+    e->on_message("acme", "d1", values);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 20; }));
+    std::set<std::string> metrics;
+    for (const auto& ev : live.snapshot()) metrics.insert(ev.alert.metric);
+    CHECK(metrics.size() == 20);
+    e->stop();
+    CHECK(e->stats().queued == 3); // 8 + 8 + 4 values
 }
