@@ -75,14 +75,19 @@ struct alert_entry {
     std::uint32_t escalation_gen = 0;
 };
 
+// Whether `labels` carries every pair of `wanted`.
+bool carries(const st::label_map& labels, const st::label_map& wanted) {
+    for (const auto& [k, v] : wanted) {
+        const auto it = labels.find(k);
+        if (it == labels.end() || it->second != v) return false;
+    }
+    return true;
+}
+
 bool in_scope(const st::rule_record& r, const device_state& d) {
     if (d.removed) return false;
     if (r.scope.device) return *r.scope.device == d.id;
-    for (const auto& [k, v] : r.scope.labels) {
-        const auto it = d.labels.find(k);
-        if (it == d.labels.end() || it->second != v) return false;
-    }
-    return true;
+    return carries(d.labels, r.scope.labels);
 }
 
 bool matches(const st::silence_record& s, const st::alert_record& a, const st::label_map& labels,
@@ -93,11 +98,7 @@ bool matches(const st::silence_record& s, const st::alert_record& a, const st::l
     if (m.rule && *m.rule != a.rule) return false;
     if (m.kind && *m.kind != a.kind) return false;
     if (m.sev && *m.sev != a.sev) return false;
-    for (const auto& [k, v] : m.labels) {
-        const auto it = labels.find(k);
-        if (it == labels.end() || it->second != v) return false;
-    }
-    return true;
+    return carries(labels, m.labels);
 }
 
 std::string format_value(double v) { return fmt::format("{:g}", v); }

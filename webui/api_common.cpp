@@ -13,6 +13,11 @@
 
 namespace pulsegate::webui::detail {
 
+handler guarded(auth& a, const api_services& s, access need, api_handler fn) {
+    return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
+}
+
+
 namespace {
 
 namespace state = storage::state;

@@ -17,6 +17,7 @@
 #include "storage/state/alert_repository.hpp"
 #include "storage/state/device_repository.hpp"
 #include "storage/state/error.hpp"
+#include "webui/api.hpp"
 #include "webui/api_error.hpp"
 #include "webui/caller.hpp"
 #include "webui/request_context.hpp"
@@ -36,6 +37,14 @@ namespace json = boost::json;
 
 template <class T>
 using api_result = boost::system::result<T, api_error>;
+
+// ---- routes -----------------------------------------------------------------
+
+// The handler shape of every api_*.cpp route.
+using api_handler = response (*)(const api_services&, const caller&, const request_context&);
+// `fn` behind auth::guard(need); the handler holds its own copy of `s`
+// (a few pointers).
+handler guarded(auth& a, const api_services& s, access need, api_handler fn);
 
 // ---- time -------------------------------------------------------------------
 // Forwards to common/time.hpp (shared with the engine's alert events).

@@ -377,10 +377,7 @@ response latest_telemetry(const api_services& s, const caller& c, const request_
 
 void add_device_routes(router& r, auth& a, const api_services& s) {
     BOOST_ASSERT(s.db != nullptr && s.key != nullptr);
-    // Each handler gets its own copy of `s` (four pointers).
-    auto bind = [&](access need, response (*fn)(const api_services&, const caller&, const request_context&)) {
-        return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
-    };
+    auto bind = [&](access need, detail::api_handler fn) { return detail::guarded(a, s, need, fn); };
     using v = http::verb;
     r.add(v::get, "/api/v1/devices", bind(access::tenant_read, list_devices));
     r.add(v::post, "/api/v1/devices", bind(access::tenant_write, create_device));

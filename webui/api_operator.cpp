@@ -585,9 +585,7 @@ response list_rejected(const api_services& s, const caller& c, const request_con
 
 void add_operator_routes(router& r, auth& a, const api_services& s) {
     BOOST_ASSERT(s.db != nullptr);
-    auto bind = [&](access need, response (*fn)(const api_services&, const caller&, const request_context&)) {
-        return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
-    };
+    auto bind = [&](access need, detail::api_handler fn) { return detail::guarded(a, s, need, fn); };
     using v = http::verb;
     constexpr auto read = access::operator_read;
     constexpr auto write = access::operator_write;

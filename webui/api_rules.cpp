@@ -510,9 +510,7 @@ response test_rule(const api_services& s, const caller& c, const request_context
 
 void add_rule_routes(router& r, auth& a, const api_services& s) {
     BOOST_ASSERT(s.db != nullptr);
-    auto bind = [&](access need, response (*fn)(const api_services&, const caller&, const request_context&)) {
-        return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
-    };
+    auto bind = [&](access need, detail::api_handler fn) { return detail::guarded(a, s, need, fn); };
     using v = http::verb;
     r.add(v::get, "/api/v1/rules", bind(access::tenant_read, list_rules));
     r.add(v::post, "/api/v1/rules", bind(access::tenant_write, create_rule));

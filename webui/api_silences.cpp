@@ -255,9 +255,7 @@ response delete_silence(const api_services& s, const caller& c, const request_co
 
 void add_silence_routes(router& r, auth& a, const api_services& s) {
     BOOST_ASSERT(s.db != nullptr);
-    auto bind = [&](access need, response (*fn)(const api_services&, const caller&, const request_context&)) {
-        return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
-    };
+    auto bind = [&](access need, detail::api_handler fn) { return detail::guarded(a, s, need, fn); };
     using v = http::verb;
     r.add(v::get, "/api/v1/silences", bind(access::tenant_read, list_silences));
     r.add(v::post, "/api/v1/silences", bind(access::tenant_write, create_silence));

@@ -161,9 +161,7 @@ response revoke_token(const api_services& s, const caller& c, const request_cont
 
 void add_token_routes(router& r, auth& a, const api_services& s) {
     BOOST_ASSERT(s.db != nullptr && s.key != nullptr);
-    auto bind = [&](access need, response (*fn)(const api_services&, const caller&, const request_context&)) {
-        return a.guard(need, [s, fn](const caller& c, const request_context& ctx) { return fn(s, c, ctx); });
-    };
+    auto bind = [&](access need, detail::api_handler fn) { return detail::guarded(a, s, need, fn); };
     r.add(http::verb::get, "/api/v1/tokens", bind(access::tenant_read, list_tokens));
     r.add(http::verb::post, "/api/v1/tokens", bind(access::tenant_write, create_token));
     r.add(http::verb::delete_, "/api/v1/tokens/{id}", bind(access::tenant_write, revoke_token));

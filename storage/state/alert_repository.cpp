@@ -1,6 +1,7 @@
 #include "storage/state/alert_repository.hpp"
 
 #include "storage/state/connection.hpp"
+#include "storage/state/rows.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -62,39 +63,6 @@ state_result<alert_record> alert_from(const detail::statement& s) {
     return a;
 }
 
-// Every row of `s` into `out`; stops at the first row that does not parse.
-state_result<void> collect(detail::statement& s, std::vector<alert_record>& out) {
-    std::optional<state_error> bad;
-    auto done = s.each([&](const detail::statement& row) {
-        if (bad)
-            return;
-        if (auto a = alert_from(row))
-            out.push_back(std::move(*a));
-        else
-            bad = a.error();
-    });
-    if (bad)
-        return *bad;
-    return done;
-}
-
-std::int64_t clamp_limit(std::size_t limit) { return static_cast<std::int64_t>(std::clamp<std::size_t>(limit, 1, 1000)); }
-
-// Cursors are the decimal id of the last alert of the previous page (URL-safe).
-state_result<std::optional<std::int64_t>> parse_cursor(std::optional<std::string_view> cursor,
-                                                       std::string_view operation) {
-    if (!cursor)
-        return std::optional<std::int64_t>();
-    std::int64_t id = 0;
-    const auto* end = cursor->data() + cursor->size();
-    auto [p, ec] = std::from_chars(cursor->data(), end, id);
-    if (ec != std::errc() || p != end || id <= 0)
-        return make_state_error(state_errc::invalid_argument,
-                                std::string(operation) + ": the cursor is invalid; pass the next_cursor of the "
-                                                         "previous page, or none for the first page");
-    return std::optional(id);
-}
-
 template <class E>
 std::optional<std::string_view> name_or_null(const std::optional<E>& e) {
     if (!e)
@@ -105,10 +73,10 @@ std::optional<std::string_view> name_or_null(const std::optional<E>& e) {
 state_result<alert_page> read_page(const database& db, const char* sql, std::string_view operation,
                                    std::optional<std::string_view> tenant, const alert_filter& f, std::size_t limit,
                                    std::optional<std::string_view> cursor) {
-    auto before = parse_cursor(cursor, operation);
+    auto before = detail::id_cursor(cursor, operation);
     if (!before)
         return before.error();
-    const auto n = clamp_limit(limit);
+    const auto n = detail::page_limit(limit);
     alert_page page;
     auto r = db.read(operation, [&](detail::connection& c) -> state_result<void> {
         auto s = c.prepare(sql, operation);
@@ -125,7 +93,7 @@ state_result<alert_page> read_page(const database& db, const char* sql, std::str
             .bind(8, f.to_ms)
             .bind(9, before->value_or(std::numeric_limits<std::int64_t>::max()))
             .bind(10, n + 1);
-        return collect(*s, page.items);
+        return detail::collect(*s, page.items, alert_from);
     });
     if (!r)
         return r.error();
@@ -219,7 +187,7 @@ state_result<std::optional<alert_record>> alert_repository::get(std::string_view
         if (!s)
             return s.error();
         s->bind(1, tenant).bind(2, id);
-        return collect(*s, found);
+        return detail::collect(*s, found, alert_from);
     });
     if (!r)
         return r.error();
@@ -255,7 +223,7 @@ state_result<std::vector<alert_record>> alert_repository::non_closed() const {
                            "list non-closed alerts");
         if (!s)
             return s.error();
-        return collect(*s, out);
+        return detail::collect(*s, out, alert_from);
     });
     if (!r)
         return r.error();

@@ -1,5 +1,7 @@
 #include "storage/state/device_repository.hpp"
 
+#include "storage/state/rows.hpp"
+
 #include "storage/state/connection.hpp"
 #include "storage/state/tenant_repository.hpp" // valid_resource_id
 
@@ -56,7 +58,6 @@ state_result<device> device_from(const detail::statement& s) {
     return d;
 }
 
-std::int64_t clamp_limit(std::size_t limit) { return static_cast<std::int64_t>(std::clamp<std::size_t>(limit, 1, 1000)); }
 
 // Runs a page query whose last parameter is the limit; fetches one row more
 // than the page to learn whether another page follows.
@@ -190,7 +191,7 @@ state_result<device_page> device_repository::list(std::string_view tenant, std::
     // would bind NULL.
     return read_page(*db_,
                      "SELECT " PULSEGATE_DEVICE_COLUMNS " FROM devices WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                     operation, clamp_limit(limit), false, [&](detail::statement& s, std::int64_t n) {
+                     operation, detail::page_limit(limit), false, [&](detail::statement& s, std::int64_t n) {
                          s.bind(1, tenant).bind(2, cursor.value_or(std::string_view(""))).bind(3, n);
                      });
 }
@@ -219,14 +220,14 @@ state_result<device_page> device_repository::list_all(std::size_t limit, std::op
         return read_page(*db_,
                          "SELECT " PULSEGATE_DEVICE_COLUMNS
                          " FROM devices WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                         operation, clamp_limit(limit), true, [&](detail::statement& s, std::int64_t n) {
+                         operation, detail::page_limit(limit), true, [&](detail::statement& s, std::int64_t n) {
                              s.bind(1, *tenant).bind(2, after_id).bind(3, n);
                          });
     }
     return read_page(*db_,
                      "SELECT " PULSEGATE_DEVICE_COLUMNS
                      " FROM devices WHERE (tenant, id) > (?1, ?2) ORDER BY tenant, id LIMIT ?3",
-                     operation, clamp_limit(limit), true, [&](detail::statement& s, std::int64_t n) {
+                     operation, detail::page_limit(limit), true, [&](detail::statement& s, std::int64_t n) {
                          s.bind(1, after_tenant).bind(2, after_id).bind(3, n);
                      });
 }

@@ -1,6 +1,7 @@
 #include "storage/state/rule_repository.hpp"
 
 #include "storage/state/connection.hpp"
+#include "storage/state/rows.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -93,34 +94,6 @@ state_result<rule_record> rule_from(const detail::statement& s) {
     return r;
 }
 
-// Every row of `s` into `out`; stops at the first row that does not parse.
-state_result<void> collect(detail::statement& s, std::vector<rule_record>& out) {
-    std::optional<state_error> bad;
-    auto done = s.each([&](const detail::statement& row) {
-        if (bad)
-            return;
-        if (auto r = rule_from(row))
-            out.push_back(std::move(*r));
-        else
-            bad = r.error();
-    });
-    if (bad)
-        return *bad;
-    return done;
-}
-
-std::int64_t clamp_limit(std::size_t limit) { return static_cast<std::int64_t>(std::clamp<std::size_t>(limit, 1, 1000)); }
-
-// Cursors are the decimal id of the last rule of the previous page.
-std::optional<std::int64_t> parse_cursor(std::string_view cursor) {
-    std::int64_t id = 0;
-    const auto* end = cursor.data() + cursor.size();
-    auto [p, ec] = std::from_chars(cursor.data(), end, id);
-    if (ec != std::errc() || p != end || id <= 0)
-        return std::nullopt;
-    return id;
-}
-
 state_error no_rule(std::string_view operation, std::string_view tenant, std::int64_t id) {
     return make_state_error(state_errc::not_found, std::string(operation) + ": tenant " + std::string(tenant) +
                                                        " has no rule " + std::to_string(id));
@@ -185,7 +158,7 @@ state_result<std::optional<rule_record>> rule_repository::get(std::string_view t
         if (!s)
             return s.error();
         s->bind(1, tenant).bind(2, id);
-        return collect(*s, found);
+        return detail::collect(*s, found, rule_from);
     });
     if (!r)
         return r.error();
@@ -197,16 +170,11 @@ state_result<std::optional<rule_record>> rule_repository::get(std::string_view t
 state_result<rule_page> rule_repository::list(std::string_view tenant, std::size_t limit,
                                               std::optional<std::string_view> cursor) const {
     constexpr std::string_view operation = "list rules";
-    std::int64_t after = 0;
-    if (cursor) {
-        auto id = parse_cursor(*cursor);
-        if (!id)
-            return make_state_error(state_errc::invalid_argument,
-                                    std::string(operation) + ": the cursor is invalid; pass the next_cursor of the "
-                                                             "previous page, or none for the first page");
-        after = *id;
-    }
-    const auto n = clamp_limit(limit);
+    const auto cursor_id = detail::id_cursor(cursor, operation);
+    if (!cursor_id)
+        return cursor_id.error();
+    const std::int64_t after = cursor_id->value_or(0);
+    const auto n = detail::page_limit(limit);
     rule_page page;
     auto r = db_->read(operation, [&](detail::connection& c) -> state_result<void> {
         auto s = c.prepare("SELECT " PULSEGATE_RULE_COLUMNS " FROM rules WHERE tenant = ?1 AND id > ?2 "
@@ -216,7 +184,7 @@ state_result<rule_page> rule_repository::list(std::string_view tenant, std::size
             return s.error();
         // One row more than the page tells whether another page follows.
         s->bind(1, tenant).bind(2, after).bind(3, n + 1);
-        return collect(*s, page.items);
+        return detail::collect(*s, page.items, rule_from);
     });
     if (!r)
         return r.error();
@@ -233,7 +201,7 @@ state_result<std::vector<rule_record>> rule_repository::list_all() const {
         auto s = c.prepare("SELECT " PULSEGATE_RULE_COLUMNS " FROM rules ORDER BY id", "list rules of every tenant");
         if (!s)
             return s.error();
-        return collect(*s, out);
+        return detail::collect(*s, out, rule_from);
     });
     if (!r)
         return r.error();
@@ -248,7 +216,7 @@ state_result<std::vector<rule_record>> rule_repository::list_tenant(std::string_
         if (!s)
             return s.error();
         s->bind(1, tenant);
-        return collect(*s, out);
+        return detail::collect(*s, out, rule_from);
     });
     if (!r)
         return r.error();

@@ -1,6 +1,7 @@
 #include "storage/state/silence_repository.hpp"
 
 #include "storage/state/connection.hpp"
+#include "storage/state/rows.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -109,34 +110,6 @@ state_result<silence_record> silence_from(const detail::statement& s) {
     return r;
 }
 
-// Every row of `s` into `out`; stops at the first row that does not parse.
-state_result<void> collect(detail::statement& s, std::vector<silence_record>& out) {
-    std::optional<state_error> bad;
-    auto done = s.each([&](const detail::statement& row) {
-        if (bad)
-            return;
-        if (auto r = silence_from(row))
-            out.push_back(std::move(*r));
-        else
-            bad = r.error();
-    });
-    if (bad)
-        return *bad;
-    return done;
-}
-
-std::int64_t clamp_limit(std::size_t limit) { return static_cast<std::int64_t>(std::clamp<std::size_t>(limit, 1, 1000)); }
-
-// Cursors are the decimal id of the last silence of the previous page.
-std::optional<std::int64_t> parse_cursor(std::string_view cursor) {
-    std::int64_t id = 0;
-    const auto* end = cursor.data() + cursor.size();
-    auto [p, ec] = std::from_chars(cursor.data(), end, id);
-    if (ec != std::errc() || p != end || id <= 0)
-        return std::nullopt;
-    return id;
-}
-
 } // namespace
 
 state_result<std::int64_t> silence_repository::create(const silence_record& s) {
@@ -185,7 +158,7 @@ state_result<std::optional<silence_record>> silence_repository::get(std::string_
         if (!s)
             return s.error();
         s->bind(1, tenant).bind(2, id);
-        return collect(*s, found);
+        return detail::collect(*s, found, silence_from);
     });
     if (!r)
         return r.error();
@@ -197,16 +170,11 @@ state_result<std::optional<silence_record>> silence_repository::get(std::string_
 state_result<silence_page> silence_repository::list(std::string_view tenant, std::optional<std::int64_t> active_at,
                                                     std::size_t limit, std::optional<std::string_view> cursor) const {
     constexpr std::string_view operation = "list silences";
-    std::int64_t after = 0;
-    if (cursor) {
-        auto id = parse_cursor(*cursor);
-        if (!id)
-            return make_state_error(state_errc::invalid_argument,
-                                    std::string(operation) + ": the cursor is invalid; pass the next_cursor of the "
-                                                             "previous page, or none for the first page");
-        after = *id;
-    }
-    const auto n = clamp_limit(limit);
+    const auto cursor_id = detail::id_cursor(cursor, operation);
+    if (!cursor_id)
+        return cursor_id.error();
+    const std::int64_t after = cursor_id->value_or(0);
+    const auto n = detail::page_limit(limit);
     silence_page page;
     auto r = db_->read(operation, [&](detail::connection& c) -> state_result<void> {
         // A window is [starts_at, ends_at).
@@ -217,7 +185,7 @@ state_result<silence_page> silence_repository::list(std::string_view tenant, std
             return s.error();
         // One row more than the page tells whether another page follows.
         s->bind(1, tenant).bind(2, after).bind(3, active_at).bind(4, n + 1);
-        return collect(*s, page.items);
+        return detail::collect(*s, page.items, silence_from);
     });
     if (!r)
         return r.error();
@@ -236,7 +204,7 @@ state_result<std::vector<silence_record>> silence_repository::not_ended(std::int
         if (!s)
             return s.error();
         s->bind(1, now_ms);
-        return collect(*s, out);
+        return detail::collect(*s, out, silence_from);
     });
     if (!r)
         return r.error();
