@@ -594,6 +594,7 @@ void connection::handle_publish(const p::publish& pub) {
             answer_refused(pub, verdict);
             return;
         }
+        shard_.schedule_flush(); // on_batch_end
     }
     if (pub.qos == 2) {
         s.inbound_qos2.push_back(pub.packet_id);

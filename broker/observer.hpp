@@ -39,6 +39,12 @@ public:
     // PUBACK/PUBREC (3.1.1: acknowledged and dropped, as for a denied
     // publish). A refusing observer must not have taken a hold.
     virtual protocol::reason_code on_publish(const message_ptr& m, const ack_hold& hold) = 0;
+
+    // Called on shard `shard`'s thread once it has handled everything it
+    // read (the end of a batch), after at least one on_publish on that
+    // shard: the moment to hand what on_publish collected to another thread
+    // in one go.
+    virtual void on_batch_end(unsigned shard) { (void)shard; }
 };
 
 } // namespace pulsegate::broker

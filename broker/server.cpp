@@ -274,6 +274,7 @@ void shard::drain_inbox() {
 // batch per other shard, and one write per connection that got output.
 void shard::flush() {
     flush_scheduled_ = false;
+    if (owner.observer != nullptr) owner.observer->on_batch_end(index);
     for (unsigned j = 0; j < outbox_.size(); ++j) {
         if (!outbox_[j].empty()) {
             shard& target = *owner.shards[j];
@@ -390,6 +391,7 @@ void shard::publish_will(will_spec w, std::uint64_t publisher) {
     if (owner.observer != nullptr &&
         owner.observer->on_publish(m, ack_hold(nullptr)) != protocol::reason_code::success)
         return;
+    if (owner.observer != nullptr) schedule_flush(); // on_batch_end
     if (m->retain) persist_retained(*m, nullptr);
     route(m, nullptr);
 }

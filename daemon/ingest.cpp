@@ -40,6 +40,7 @@ ingest::ingest(storage::lmdb_store& store, engine::telemetry_limits limits, bool
 void ingest::attach(broker::server& server, engine::rules_engine* rules) {
     server_ = &server;
     rules_ = rules;
+    if (rules_ != nullptr) rules_->set_producers(server.shard_count());
     decoders_.clear();
     for (unsigned i = 0; i < server.shard_count(); ++i)
         decoders_.push_back(std::make_unique<engine::telemetry_decoder>(limits_));
@@ -49,7 +50,7 @@ reason_code ingest::on_publish(const broker::message_ptr& m, const broker::ack_h
     const auto where = parse_device_topic(m->topic);
     if (!where) return reason_code::success;
     if (where->what == device_topic::kind::heartbeat) {
-        if (rules_ != nullptr) rules_->on_message(where->tenant, where->device, {});
+        if (rules_ != nullptr) rules_->stage(m->origin_shard, where->tenant, where->device, {});
         return reason_code::success;
     }
     auto& decoder = *decoders_.at(m->origin_shard);
@@ -77,8 +78,12 @@ reason_code ingest::on_publish(const broker::message_ptr& m, const broker::ack_h
     }
     readings_.fetch_add(1, std::memory_order_relaxed);
     points_.fetch_add(r.metrics.size(), std::memory_order_relaxed);
-    if (rules_ != nullptr) rules_->on_message(r.tenant, r.device, r.metrics);
+    if (rules_ != nullptr) rules_->stage(m->origin_shard, r.tenant, r.device, r.metrics);
     return reason_code::success;
+}
+
+void ingest::on_batch_end(unsigned shard) {
+    if (rules_ != nullptr) rules_->flush(shard);
 }
 
 void ingest::note_rejection(std::string_view topic, const boost::system::error_code& ec, std::string_view detail) {

@@ -27,6 +27,15 @@ struct compiled_rule {
 
 struct tenant_state;
 
+// What evaluating one reading needs of a threshold rule, packed so that the
+// rules of a metric are read from one contiguous array.
+struct metric_watch {
+    threshold_params params;
+    std::int64_t id = 0;
+    const compiled_rule* rule = nullptr;
+    bool all_devices = false; // no device and no label in the scope
+};
+
 struct rule_slot {
     threshold_state th;
     std::int64_t alert_id = 0;     // the non-closed alert of this (rule, device), 0: none
@@ -53,9 +62,9 @@ struct device_state {
 struct tenant_state {
     std::string id;
     std::unordered_map<std::int64_t, std::unique_ptr<compiled_rule>> rules;
-    boost::unordered_flat_map<std::uint32_t, std::vector<const compiled_rule*>> by_metric; // enabled only
+    boost::unordered_flat_map<std::uint32_t, std::vector<metric_watch>> by_metric; // enabled only, by id
     std::vector<const compiled_rule*> heartbeat;                                          // enabled only
-    string_map<std::unique_ptr<device_state>> devices;
+    string_flat_map<std::unique_ptr<device_state>> devices;
     std::vector<st::silence_record> silences;
 };
 
@@ -128,7 +137,7 @@ struct evaluator::impl {
     std::int64_t next_id;
     std::vector<alert_event>& events;
     timer_wheel<timer_ref> wheel;
-    string_map<std::unique_ptr<tenant_state>> tenants;
+    string_flat_map<std::unique_ptr<tenant_state>> tenants;
     string_map<std::uint32_t> metric_ids;
     std::vector<std::string> metric_names;
     std::unordered_map<std::int64_t, alert_entry> alerts; // non-closed
@@ -413,12 +422,15 @@ struct evaluator::impl {
         t.heartbeat.clear();
         for (const auto& [id, c] : t.rules) {
             if (!c->rec.enabled) continue;
-            if (c->rec.kind == rule_kind::threshold) t.by_metric[c->metric].push_back(c.get());
+            if (c->rec.kind == rule_kind::threshold)
+                t.by_metric[c->metric].push_back({c->params, id, c.get(),
+                                                  !c->rec.scope.device && c->rec.scope.labels.empty()});
             else if (c->timeout_ms > 0) t.heartbeat.push_back(c.get());
         }
         // Deterministic order (by id) for evaluation and events.
         auto by_id = [](const compiled_rule* a, const compiled_rule* b) { return a->rec.id < b->rec.id; };
-        for (auto& [metric, list] : t.by_metric) std::sort(list.begin(), list.end(), by_id);
+        for (auto& [metric, list] : t.by_metric)
+            std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
         std::sort(t.heartbeat.begin(), t.heartbeat.end(), by_id);
     }
 
@@ -454,17 +466,21 @@ struct evaluator::impl {
     }
 
     // One value of a metric of `dev` against the rules watching that metric.
-    void evaluate(device_state& dev, const std::vector<const compiled_rule*>& rules, double value,
-                  std::int64_t now_ms) {
+    // A (rule, device) pair gets its slot at its first breach: while none
+    // exists the pair is normal, and a value that does not breach is one
+    // comparison.
+    void evaluate(device_state& dev, const std::vector<metric_watch>& rules, double value, std::int64_t now_ms) {
         // `rules` and the device's slots are both sorted by rule id: one
         // forward walk finds every slot (a new one is inserted in place).
         auto pos = dev.slots.begin();
-        for (const auto* r : rules) {
-            if (!in_scope(r->rec, dev)) continue;
+        for (const auto& w : rules) {
+            if (w.all_devices ? dev.removed : !in_scope(w.rule->rec, dev)) continue;
             ++counters.evaluations;
-            const auto id = r->rec.id;
-            while (pos != dev.slots.end() && pos->first < id) ++pos;
-            if (pos == dev.slots.end() || pos->first != id) pos = dev.slots.emplace_hint(pos, id, rule_slot{});
+            while (pos != dev.slots.end() && pos->first < w.id) ++pos;
+            const bool known = pos != dev.slots.end() && pos->first == w.id;
+            if (!known && !w.params.breaches(value)) continue;
+            if (!known) pos = dev.slots.emplace_hint(pos, w.id, rule_slot{});
+            const auto* r = w.rule;
             auto& slot = pos->second;
             ++pos;
             switch (slot.th.on_reading(r->params, value, now_ms)) {

@@ -53,6 +53,9 @@ struct string_hash {
 };
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
+// Open addressing, for the maps looked up on every reading.
+template <class V>
+using string_flat_map = boost::unordered_flat_map<std::string, V, string_hash, std::equal_to<>>;
 
 // What ingest may hand over, per tenant: the metrics some threshold rule
 // watches (interned ids) and whether any heartbeat rule needs every

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <cassert>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -40,6 +41,13 @@ struct input_record {
 
     std::string_view tenant_name() const noexcept { return {tenant.data(), tenant_len}; }
     std::string_view device_name() const noexcept { return {device.data(), device_len}; }
+};
+
+// One producer's staged records (see rules_engine::stage).
+struct alignas(64) staging {
+    static constexpr std::size_t capacity = 64;
+    std::array<input_record, capacity> records;
+    std::size_t size = 0;
 };
 
 std::int64_t system_now_ms() {
@@ -101,6 +109,8 @@ struct rules_engine::impl {
     std::size_t head = 0, count = 0;
     std::deque<std::function<void()>> commands;
     bool stopping = false;
+    bool engine_waiting = false; // producers wake the engine thread only then
+    std::vector<std::unique_ptr<staging>> stages; // by producer
 
     // ---- engine thread state ----
     std::unique_ptr<evaluator> eval;
@@ -207,18 +217,58 @@ struct rules_engine::impl {
 
     // ---- engine thread --------------------------------------------------------
 
-    void push(const input_record& r) noexcept {
+    // Hands records to the engine thread; what the ring has no room for is
+    // dropped (and counted).
+    void push(std::span<const input_record> records) noexcept {
+        std::size_t accepted = 0;
+        bool wake = false;
         {
             std::lock_guard lock(mu);
-            if (count == ring.size() || stopping) {
-                dropped.fetch_add(1, std::memory_order_relaxed);
-                return;
+            if (!stopping) {
+                accepted = std::min(records.size(), ring.size() - count);
+                for (std::size_t i = 0; i < accepted; ++i) ring[(head + count + i) % ring.size()] = records[i];
+                count += accepted;
+                wake = accepted > 0 && engine_waiting;
             }
-            ring[(head + count) % ring.size()] = r;
-            ++count;
         }
-        queued.fetch_add(1, std::memory_order_relaxed);
-        cv.notify_one();
+        if (accepted < records.size()) dropped.fetch_add(records.size() - accepted, std::memory_order_relaxed);
+        if (accepted > 0) queued.fetch_add(accepted, std::memory_order_relaxed);
+        if (wake) cv.notify_one();
+    }
+
+    // The records of one message for the rules that watch it, given to
+    // `out` one by one (none when no rule of the tenant can use it).
+    template <class Out>
+    void encode(std::string_view tenant, std::string_view device, std::span<const storage::metric_value> metrics,
+                Out&& out) noexcept {
+        const auto* snap = current_interest();
+        if (snap == nullptr) return;
+        const auto t = snap->tenants.find(tenant);
+        if (t == snap->tenants.end()) return;
+        if (tenant.size() > max_name || device.size() > max_name) return;
+        input_record r;
+        std::memcpy(r.tenant.data(), tenant.data(), tenant.size());
+        r.tenant_len = static_cast<std::uint8_t>(tenant.size());
+        std::memcpy(r.device.data(), device.data(), device.size());
+        r.device_len = static_cast<std::uint8_t>(device.size());
+        r.liveness = t->second.heartbeat;
+        for (const auto& v : metrics) {
+            const auto it = t->second.metrics.find(v.name);
+            if (it == t->second.metrics.end()) continue;
+            if (r.hits == max_hits) {
+                out(r);
+                r.hits = 0;
+                r.liveness = false;
+            }
+            r.values[r.hits++] = {it->second, v.value};
+        }
+        if (r.hits > 0 || r.liveness) out(r);
+    }
+
+    void flush(staging& s) noexcept {
+        if (s.size == 0) return;
+        push({s.records.data(), s.size});
+        s.size = 0;
     }
 
     void dispatch_events() {
@@ -256,8 +306,10 @@ struct rules_engine::impl {
             bool stop_now = false;
             {
                 std::unique_lock lock(mu);
+                engine_waiting = true;
                 cv.wait_for(lock, std::chrono::milliseconds(opts.tick_ms),
                             [&] { return stopping || count > 0 || !commands.empty(); });
+                engine_waiting = false;
                 todo.swap(commands);
                 first = head;
                 taken = count;
@@ -267,9 +319,10 @@ struct rules_engine::impl {
             todo.clear();
             // The taken records are read in place: producers only write
             // past head + count, and count still covers them until released.
+            const auto now_ms = taken > 0 ? clock() : 0;
             for (std::size_t i = 0; i < taken; ++i) {
                 const auto& r = ring[(first + i) % ring.size()];
-                eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, clock());
+                eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, now_ms);
             }
             if (taken > 0) {
                 std::lock_guard lock(mu);
@@ -410,28 +463,29 @@ void rules_engine::stop() {
 void rules_engine::on_message(std::string_view tenant, std::string_view device,
                               std::span<const storage::metric_value> metrics) noexcept {
     auto& m = *impl_;
-    const auto* snap = m.current_interest();
-    if (snap == nullptr) return;
-    const auto t = snap->tenants.find(tenant);
-    if (t == snap->tenants.end()) return;
-    if (tenant.size() > max_name || device.size() > max_name) return;
-    input_record r;
-    std::memcpy(r.tenant.data(), tenant.data(), tenant.size());
-    r.tenant_len = static_cast<std::uint8_t>(tenant.size());
-    std::memcpy(r.device.data(), device.data(), device.size());
-    r.device_len = static_cast<std::uint8_t>(device.size());
-    r.liveness = t->second.heartbeat;
-    for (const auto& v : metrics) {
-        const auto it = t->second.metrics.find(v.name);
-        if (it == t->second.metrics.end()) continue;
-        if (r.hits == max_hits) {
-            m.push(r);
-            r.hits = 0;
-            r.liveness = false;
-        }
-        r.values[r.hits++] = {it->second, v.value};
-    }
-    if (r.hits > 0 || r.liveness) m.push(r);
+    m.encode(tenant, device, metrics, [&m](const input_record& r) { m.push({&r, 1}); });
+}
+
+void rules_engine::set_producers(unsigned n) {
+    auto& m = *impl_;
+    while (m.stages.size() < n) m.stages.push_back(std::make_unique<staging>());
+}
+
+void rules_engine::stage(unsigned producer, std::string_view tenant, std::string_view device,
+                         std::span<const storage::metric_value> metrics) noexcept {
+    auto& m = *impl_;
+    assert(producer < m.stages.size());
+    auto& s = *m.stages[producer];
+    m.encode(tenant, device, metrics, [&m, &s](const input_record& r) {
+        if (s.size == staging::capacity) m.flush(s);
+        s.records[s.size++] = r;
+    });
+}
+
+void rules_engine::flush(unsigned producer) noexcept {
+    auto& m = *impl_;
+    assert(producer < m.stages.size());
+    m.flush(*m.stages[producer]);
 }
 
 rules_engine_stats rules_engine::stats() const {

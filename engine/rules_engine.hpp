@@ -75,9 +75,20 @@ public:
     void stop();
 
     // Ingest, any thread, never blocks: a message of `device` (telemetry
-    // with its metrics, or a heartbeat with none).
+    // with its metrics, or a heartbeat with none), handed over at once.
     void on_message(std::string_view tenant, std::string_view device,
                     std::span<const storage::metric_value> metrics) noexcept;
+
+    // The same, batched: producer thread `producer` (a shard) stages its
+    // messages and hands them all over at flush(producer), under one lock
+    // and with at most one wake-up of the engine thread; a full staging area
+    // flushes by itself. set_producers(n) comes first, before any stage().
+    // A producer must flush at the end of every batch it handles, or its
+    // messages wait for the next one.
+    void set_producers(unsigned n);
+    void stage(unsigned producer, std::string_view tenant, std::string_view device,
+               std::span<const storage::metric_value> metrics) noexcept;
+    void flush(unsigned producer) noexcept;
 
     rules_engine_stats stats() const;
 
