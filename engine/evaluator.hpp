@@ -62,10 +62,10 @@ using string_flat_map = boost::unordered_flat_map<std::string, V, string_hash, s
 // message. An immutable snapshot, rebuilt when rules change.
 struct interest {
     struct tenant {
-        string_map<std::uint32_t> metrics;
+        string_flat_map<std::uint32_t> metrics;
         bool heartbeat = false;
     };
-    string_map<tenant> tenants;
+    string_flat_map<tenant> tenants;
 };
 
 struct evaluator_options {

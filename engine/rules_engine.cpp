@@ -112,7 +112,11 @@ struct rules_engine::impl {
     bool engine_waiting = false; // producers wake the engine thread only then
     std::vector<std::unique_ptr<staging>> stages; // by producer
 
-    // ---- engine thread state ----
+    // ---- evaluator ----
+    // Held by whoever runs the evaluator: the engine thread (commands, the
+    // ring, ticks, flushes) or a producer evaluating its own batch inline.
+    // Lock order: eval_mu, then mu or wmu.
+    std::mutex eval_mu;
     std::unique_ptr<evaluator> eval;
     std::thread engine_thread;
     mutable std::mutex stats_mu;
@@ -265,10 +269,53 @@ struct rules_engine::impl {
         if (r.hits > 0 || r.liveness) out(r);
     }
 
+    // A producer's batch is evaluated right there, on its thread, when the
+    // evaluator is free (no wake-up, no second copy: the detection latency
+    // of the common case); otherwise it goes through the ring. Either way a
+    // producer's messages are evaluated in order: what waits in the ring
+    // goes first.
     void flush(staging& s) noexcept {
         if (s.size == 0) return;
-        push({s.records.data(), s.size});
+        if (std::unique_lock lock(eval_mu, std::try_to_lock); lock && !stopped()) {
+            drain_ring();
+            evaluate({s.records.data(), s.size});
+            queued.fetch_add(s.size, std::memory_order_relaxed);
+            dispatch_events();
+        } else {
+            push({s.records.data(), s.size});
+        }
         s.size = 0;
+    }
+
+    bool stopped() {
+        std::lock_guard lock(mu);
+        return stopping;
+    }
+
+    // With eval_mu held.
+    void evaluate(std::span<const input_record> records) {
+        const auto now_ms = clock();
+        for (const auto& r : records)
+            eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, now_ms);
+    }
+
+    // With eval_mu held: evaluates every record in the ring. They are read
+    // in place: producers only write past head + count, and count still
+    // covers them until they are released.
+    void drain_ring() {
+        std::size_t first = 0, taken = 0;
+        {
+            std::lock_guard lock(mu);
+            first = head;
+            taken = count;
+        }
+        if (taken == 0) return;
+        const auto until_wrap = std::min(taken, ring.size() - first);
+        evaluate({ring.data() + first, until_wrap});
+        evaluate({ring.data(), taken - until_wrap});
+        std::lock_guard lock(mu);
+        head = (head + taken) % ring.size();
+        count -= taken;
     }
 
     void dispatch_events() {
@@ -301,7 +348,6 @@ struct rules_engine::impl {
         auto next_tick = steady::now() + tick;
         auto next_flush = steady::now() + flush_every;
         std::deque<std::function<void()>> todo;
-        std::size_t first = 0, taken = 0;
         for (;;) {
             bool stop_now = false;
             {
@@ -311,24 +357,12 @@ struct rules_engine::impl {
                             [&] { return stopping || count > 0 || !commands.empty(); });
                 engine_waiting = false;
                 todo.swap(commands);
-                first = head;
-                taken = count;
                 stop_now = stopping;
             }
+            std::lock_guard eval_lock(eval_mu);
             for (auto& f : todo) f();
             todo.clear();
-            // The taken records are read in place: producers only write
-            // past head + count, and count still covers them until released.
-            const auto now_ms = taken > 0 ? clock() : 0;
-            for (std::size_t i = 0; i < taken; ++i) {
-                const auto& r = ring[(first + i) % ring.size()];
-                eval->on_readings(r.tenant_name(), r.device_name(), r.liveness, {r.values.data(), r.hits}, now_ms);
-            }
-            if (taken > 0) {
-                std::lock_guard lock(mu);
-                head = (head + taken) % ring.size();
-                count -= taken;
-            }
+            drain_ring();
             const auto now = steady::now();
             if (now >= next_tick) {
                 eval->tick(clock());

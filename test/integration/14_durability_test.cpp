@@ -61,7 +61,13 @@ std::set<std::int64_t> publish_readings(broker_process const& b, std::string con
         auto [seq, tok] = window.front();
         window.pop_front();
         try {
-            if (!tok->wait_for(std::chrono::seconds(20))) return false;
+            // Once the connection is gone a token still incomplete never was
+            // acknowledged (Paho handles every PUBACK it read before it
+            // reports the loss), and Paho may keep it pending for a
+            // reconnect that never comes: do not wait for it.
+            for (int i = 0; i < 200 && !tok->is_complete() && cli.is_connected(); ++i)
+                tok->wait_for(std::chrono::milliseconds(100));
+            if (!tok->is_complete() || tok->get_return_code() != 0) return false;
             if (tok->get_reason_code() >= 0x80) return false;
         } catch (const mqtt::exception&) {
             return false;

@@ -291,3 +291,34 @@ TEST_CASE("a message with more watched metrics than one queue record holds is ev
     e->stop();
     CHECK(e->stats().queued == 3); // 8 + 8 + 4 values
 }
+
+TEST_CASE("staged messages are handed over at flush, in order; a full staging area flushes by itself") {
+    fixture f;
+    recording_sink live;
+    auto e = f.engine();
+    e->add_live_sink(live);
+    e->set_producers(2);
+    e->start();
+    const metric_value hot[] = {{"temp", 31}}, cool[] = {{"temp", 20}};
+    e->stage(0, "acme", "d1", hot);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(live.snapshot().empty()); // staged, not handed over yet
+    e->stage(0, "acme", "d1", cool);
+    e->flush(0);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1; }));
+    REQUIRE(live.snapshot().size() == 2);
+    CHECK(live.snapshot()[0].type == alert_event_type::opened);
+
+    // 100 messages alternating cool, hot on d2: the first 64 go when the
+    // staging area is full (32 opened, 31 closed), the rest at flush.
+    for (int i = 0; i < 100; ++i) e->stage(1, "acme", "d2", i % 2 == 1 ? hot : cool);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1 + 31; }));
+    CHECK(count(live, alert_event_type::opened) == 1 + 32);
+    e->flush(1);
+    REQUIRE(eventually([&] { return count(live, alert_event_type::opened) == 1 + 50; }));
+    REQUIRE(eventually([&] { return count(live, alert_event_type::closed) == 1 + 49; }));
+    for (const auto& ev : live.snapshot()) CHECK(ev.alert.value == 31);
+    e->stop();
+    CHECK(e->stats().queued == 2 + 100);
+    CHECK(e->stats().dropped == 0);
+}
