@@ -1,20 +1,26 @@
 #pragma once
-// The rules engine (DESIGN.md, Rules and alerts): the evaluator driven by
-// one engine thread, fed by ingest, with alerts written to the state
-// database by a writer thread.
+// The rules engine (DESIGN.md, Rules and alerts): the evaluator, run by
+// whichever thread holds it (a shard evaluating its own batch, or the
+// engine thread), fed by ingest, with alerts written to the state database
+// by a writer thread.
 //
-//   shard threads --on_message (bounded ring, never blocks)--> engine thread
-//     engine thread: evaluator (rules, timers, alerts in memory)
-//       -> live sinks (MQTT events, UI feed): called on the engine thread,
-//          right after the change, before the database has it
+//   shard thread: stage() per message, flush() per batch
+//     -> evaluator free: the shard evaluates the batch itself
+//     -> evaluator busy: bounded ring (never blocks) -> engine thread
+//   engine thread: the ring, timers (ticks), API changes (alert_control)
+//   evaluator (rules, timers, alerts in memory), under one lock
+//       -> live sinks (MQTT events, UI feed): called by the thread that
+//          holds the evaluator, right after the change, before the
+//          database has it
 //       -> writer thread: alerts upserted in batches, liveness saved,
 //          then durable sinks (the router) called after the commit
 //
-// Only readings that some rule can use enter the ring: ingest looks its
-// tenant and metrics up in an immutable snapshot of the rules (no lock).
-// A full ring drops the reading for the rules (storage still has it) and
-// counts it. Repeats (count, last value) and device liveness are written
-// once per flush interval, not per reading.
+// Only readings that some rule can use are staged: ingest looks its tenant
+// and metrics up in an immutable snapshot of the rules (no lock). Whatever
+// waits in the ring is evaluated before a later inline batch, so a device's
+// readings are evaluated in order. A full ring drops the reading for the
+// rules (storage still has it) and counts it. Repeats (count, last value)
+// and device liveness are written once per flush interval, not per reading.
 //
 // Lifetime: construct, add sinks, start() (loads rules, devices, silences,
 // open alerts and liveness; throws std::runtime_error naming the failure),
@@ -64,8 +70,9 @@ public:
     rules_engine(const rules_engine&) = delete;
     rules_engine& operator=(const rules_engine&) = delete;
 
-    // Called on the engine thread for every event, in order, before the
-    // alert is written; must not block (post elsewhere).
+    // Called for every event, in order, before the alert is written, by the
+    // thread holding the evaluator (the engine thread or a shard); must not
+    // block (post elsewhere).
     void add_live_sink(alert_event_sink& s);
     // Called on the writer thread for every event once its alert is
     // committed, in order; may take a little time (it holds up writing).
