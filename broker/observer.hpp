@@ -41,9 +41,9 @@ public:
     virtual protocol::reason_code on_publish(const message_ptr& m, const ack_hold& hold) = 0;
 
     // Called on shard `shard`'s thread once it has handled everything it
-    // read (the end of a batch), after at least one on_publish on that
-    // shard: the moment to hand what on_publish collected to another thread
-    // in one go.
+    // read (the end of a batch, after the batch's writes were started),
+    // when on_publish was called on that shard: the moment to act on what
+    // on_publish collected, in one go.
     virtual void on_batch_end(unsigned shard) { (void)shard; }
 };
 

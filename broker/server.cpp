@@ -274,7 +274,6 @@ void shard::drain_inbox() {
 // batch per other shard, and one write per connection that got output.
 void shard::flush() {
     flush_scheduled_ = false;
-    if (owner.observer != nullptr) owner.observer->on_batch_end(index);
     for (unsigned j = 0; j < outbox_.size(); ++j) {
         if (!outbox_[j].empty()) {
             shard& target = *owner.shards[j];
@@ -318,6 +317,9 @@ void shard::flush() {
     std::swap(dirty_, pumping_);
     for (auto& c : pumping_) c->pump();
     pumping_.clear();
+    // After the writes: what the observer does with the batch (the rules
+    // engine evaluating it) does not hold up its delivery.
+    if (owner.observer != nullptr) owner.observer->on_batch_end(index);
 }
 
 void shard::install(std::shared_ptr<session> s) {
