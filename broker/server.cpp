@@ -5,6 +5,7 @@
 
 #include "broker/core.hpp"
 #include "broker/observer.hpp"
+#include "common/thread.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -668,6 +669,7 @@ void server::start() {
         impl_->guards.push_back(asio::make_work_guard(sh->ioc));
         asio::post(sh->ioc, [s = sh.get()] { s->start_housekeeping(); });
         sh->thread = std::thread([s = sh.get()] {
+            common::name_this_thread(fmt::format("pg-shard-{}", s->index));
             for (;;) {
                 try {
                     s->ioc.run();

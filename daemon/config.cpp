@@ -185,6 +185,7 @@ const std::vector<field>& fields() {
         PG_INT(storage, max_metrics_per_reading, max_metrics_per_reading, 1, 4096),
         PG_INT(storage, max_metric_name_length, max_metric_name_length, 1, 1024),
         PG_INT(storage, relaxed_sync_interval_ms, relaxed_sync_interval_ms, 1, 3600000),
+        PG_INT(storage, relaxed_commit_delay_ms, relaxed_commit_delay_ms, 0, 1000),
         PG_INT(storage, checkpoint_interval_ms, checkpoint_interval_ms, 10, 3600000),
         PG_INT(storage, checkpoint_points, checkpoint_points, 1024, 1ll << 32),
 

@@ -75,6 +75,7 @@ struct storage_config {
     std::uint32_t max_metrics_per_reading = 64;
     std::uint32_t max_metric_name_length = 64;
     std::uint32_t relaxed_sync_interval_ms = 1000;
+    std::uint32_t relaxed_commit_delay_ms = 10;
     std::uint32_t checkpoint_interval_ms = 10000;
     std::uint64_t checkpoint_points = 4u << 20; // journaled points that force a checkpoint sooner
 

@@ -131,6 +131,7 @@ storage::lmdb_options lmdb_options_of(const config& cfg) {
     o.hour_slots = s.hour_rollup_slots;
     o.sync_on_commit = s.durability_mode == durability::commit;
     o.relaxed_sync_interval = std::chrono::milliseconds(s.relaxed_sync_interval_ms);
+    o.relaxed_commit_delay = std::chrono::milliseconds(s.relaxed_commit_delay_ms);
     o.max_map_size = s.max_size_mb << 20;
     if (o.max_map_size != 0) o.initial_map_size = std::min(o.initial_map_size, o.max_map_size);
     o.checkpoint_interval = std::chrono::milliseconds(s.checkpoint_interval_ms);

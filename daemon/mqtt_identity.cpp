@@ -1,5 +1,7 @@
 #include "daemon/mqtt_identity.hpp"
 
+#include "common/thread.hpp"
+
 #include "broker/server.hpp"
 #include "storage/state/api_token_repository.hpp"
 #include "storage/state/device_repository.hpp"
@@ -56,7 +58,10 @@ mqtt_identity::mqtt_identity(state::database& db, const engine::server_key& key,
       allow_anonymous_(opts_.allow_anonymous), anonymous_tenant_(opts_.anonymous_tenant),
       pool_(std::make_unique<boost::asio::thread_pool>(std::max(1u, opts_.workers))) {
     (void)dummy_password_hash(); // hash it now, not during the first CONNECT
-    writer_ = std::thread([this] { writer_loop(); });
+    writer_ = std::thread([this] {
+        common::name_this_thread("pg-ident-write");
+        writer_loop();
+    });
 }
 
 mqtt_identity::~mqtt_identity() { stop(); }

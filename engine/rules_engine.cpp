@@ -1,5 +1,7 @@
 #include "engine/rules_engine.hpp"
 
+#include "common/thread.hpp"
+
 #include "storage/state/alert_repository.hpp"
 #include "storage/state/device_repository.hpp"
 #include "storage/state/rule_repository.hpp"
@@ -471,8 +473,14 @@ void rules_engine::add_durable_sink(alert_event_sink& s) { impl_->durable_sinks.
 void rules_engine::start() {
     auto& m = *impl_;
     m.load(m.clock());
-    m.writer_thread = std::thread([&m] { m.writer_loop(); });
-    m.engine_thread = std::thread([&m] { m.engine_loop(); });
+    m.writer_thread = std::thread([&m] {
+        common::name_this_thread("pg-rules-write");
+        m.writer_loop();
+    });
+    m.engine_thread = std::thread([&m] {
+        common::name_this_thread("pg-rules");
+        m.engine_loop();
+    });
 }
 
 void rules_engine::stop() {

@@ -2,6 +2,8 @@
 
 #include "webui/http_server.hpp"
 
+#include "common/thread.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -423,7 +425,8 @@ void http_server::start() {
     asio::co_spawn(s.accept_strand, s.accept_loop(), [](std::exception_ptr e) { log_exception(e, "accept loop"); });
     const unsigned n = std::max(1u, s.opts.threads);
     for (unsigned i = 0; i < n; ++i) {
-        s.threads.emplace_back([&s] {
+        s.threads.emplace_back([&s, i] {
+            common::name_this_thread(fmt::format("pg-http-{}", i));
             for (;;) {
                 try {
                     s.ioc.run();

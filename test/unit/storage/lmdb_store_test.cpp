@@ -1144,6 +1144,51 @@ TEST_CASE("relaxed durability: data is written and synced later") {
     CHECK(must_query(s, k_temp, 0, 1000).points.size() == 100);
 }
 
+TEST_CASE("relaxed durability: a commit gathers what arrives within relaxed_commit_delay") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.sync_on_commit = false;
+    SUBCASE("appends of the delay share one transaction, committed without flush()") {
+        // Long against the pauses below, which would each end a batch of
+        // a writer that did not wait.
+        o.relaxed_commit_delay = std::chrono::seconds(3);
+        lmdb_store s(o);
+        std::atomic<int> committed{0};
+        s.set_commit_handler([&](std::shared_ptr<void>, commit_status st) {
+            if (st == commit_status::committed) committed.fetch_add(1);
+        });
+        s.start();
+        const auto before = s.stats().commits;
+        for (int i = 0; i < 50; ++i) {
+            add(s, "t1", "dev", "temp", i, i);
+            if (i % 10 == 9)
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        // The writer commits by itself once the delay has passed.
+        while (committed.load() < 50)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        CHECK(s.stats().commits - before == 1);
+        CHECK(must_query(s, k_temp, 0, 1000).points.size() == 50);
+    }
+    SUBCASE("flush() and stop() do not wait for the delay") {
+        // An hour: the test would time out if either waited for it.
+        o.relaxed_commit_delay = std::chrono::hours(1);
+        {
+            lmdb_store s(o);
+            s.start();
+            for (int i = 0; i < 10; ++i)
+                add(s, "t1", "dev", "temp", i, i);
+            s.flush();
+            CHECK(must_query(s, k_temp, 0, 1000).points.size() == 10);
+            for (int i = 10; i < 20; ++i)
+                add(s, "t1", "dev", "temp", i, i);
+            s.stop();
+        }
+        lmdb_store s(o);
+        CHECK(must_query(s, k_temp, 0, 1000).points.size() == 20);
+    }
+}
+
 TEST_CASE("copy_to and lmdb_backup make complete copies, journaled points included") {
     temp_dir dir;
     auto o = small_options(dir.sub("live"));
