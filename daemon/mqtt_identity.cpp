@@ -60,6 +60,7 @@ mqtt_identity::mqtt_identity(state::database& db, const engine::server_key& key,
     (void)dummy_password_hash(); // hash it now, not during the first CONNECT
     writer_ = std::thread([this] {
         common::name_this_thread("pg-ident-write");
+        common::mark_background_thread();
         writer_loop();
     });
 }

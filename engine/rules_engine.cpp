@@ -475,6 +475,7 @@ void rules_engine::start() {
     m.load(m.clock());
     m.writer_thread = std::thread([&m] {
         common::name_this_thread("pg-rules-write");
+        common::mark_background_thread();
         m.writer_loop();
     });
     m.engine_thread = std::thread([&m] {

@@ -1669,6 +1669,7 @@ void lmdb_store::start() {
     s.running_ = true;
     s.writer_ = std::thread([&s] {
         common::name_this_thread("pg-store-write");
+        common::mark_background_thread();
         s.writer_main();
     });
 }
