@@ -51,7 +51,11 @@ fi
 # ---- 3. sanitizers -----------------------------------------------------------
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-if pg_setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
+# -O1 (what ASan's authors recommend) and line tables only (-g1: file:line
+# in every report): compiling this tree at -O2 -g under the sanitizers took
+# 26 of CI's 47 minutes; -O1 -g1 compiles about 2.5x faster.
+if pg_setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
+    -Doptimization=1 -Dcpp_args=-g1; then
   run_suites build-asan --suite unit --suite integration --timeout-multiplier 3
 else
   echo "fail meson setup build-asan" >>"$results"
