@@ -1317,14 +1317,18 @@ std::optional<steady::time_point> lmdb_store::impl::next_deadline() const {
     return d;
 }
 
-// Relaxed durability acknowledges before the commit, so a commit may wait a
-// little for company: one transaction for the readings of a few
-// milliseconds instead of one per wake-up, which is most of the writer's CPU
-// at a moderate rate (the page writes of a commit cost the same for 10
-// points as for 1,000) and CPU the shards then have. Nobody waits for it
-// unless flush() is called, and flush() ends the wait.
+// Relaxed durability acknowledges before the commit, so a commit that
+// starts small may wait a little for company: one transaction
+// for the readings of a few milliseconds instead of one per wake-up, which
+// is most of the writer's CPU at a moderate rate (the page writes of a
+// commit cost about the same for 10 points as for 1,000) and CPU the shards
+// then have. Nobody waits for it unless flush() is called, and flush() ends
+// the wait; a writer that finds a large batch waiting does not wait.
 void lmdb_store::impl::gather(std::unique_lock<std::mutex>& l) {
-    if (opts_.sync_on_commit || opts_.relaxed_commit_delay.count() <= 0)
+    // A backlog this large means operations arrive faster than they are
+    // committed: batches are large anyway, waiting would only idle the writer.
+    constexpr std::size_t large_batch = 1024;
+    if (opts_.sync_on_commit || opts_.relaxed_commit_delay.count() <= 0 || incoming_.ops.size() >= large_batch)
         return;
     // Appends do not wake the writer meanwhile (writer_waiting_ stays
     // false); flush() and stop() do.
