@@ -461,6 +461,7 @@ def main():
     ap.add_argument("--mode", default="")
     ap.add_argument("--load", default="")
     ap.add_argument("--nice", default="0")
+    ap.add_argument("--pin", default="0")
     ap.add_argument("--mosquitto", default="")
     ap.add_argument("--pulsegate", default="")
     ap.add_argument("--out")
@@ -482,8 +483,12 @@ def main():
                  "is not the limiting factor)")
     lines.append(f"- pulsegate: {a.pulsegate}; `shards = 1` and `shards = 2`, `allow_anonymous = true`, "
                  "`max_queued_messages = 1000000`, `max_inflight = 1000`, fresh data dir")
-    lines.append("- the load generator (one thread, MQTT 3.1.1) runs on the same cores as the broker; every broker "
-                 "is started fresh for every run")
+    if a.pin == "1":
+        lines.append("- `--pin`: the brokers run on CPU 0 only, the load generator (one thread, MQTT 3.1.1) on CPU 1 "
+                     "only; every broker is started fresh for every run")
+    else:
+        lines.append("- the load generator (one thread, MQTT 3.1.1) runs on the same cores as the broker; every broker "
+                     "is started fresh for every run")
     try:
         load = float(a.load.split()[0])
     except (ValueError, IndexError):

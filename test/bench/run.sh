@@ -2,7 +2,7 @@
 # pulsegate vs Mosquitto on this machine, in one command:
 #
 #   bash test/bench/run.sh [--quick] [--only-mosquitto] [--runs N] [--scenarios LIST]
-#                          [--nice N]
+#                          [--nice N] [--pin]
 #
 # Builds the load generator (and the daemon, if it builds) in ./build, then
 # for every scenario runs each broker -- Mosquitto, pulsegate with 1 shard,
@@ -11,6 +11,9 @@
 # the medians, also written to test/bench/results.md. See README.md.
 # --nice N runs the brokers and the load generator at that nice level (e.g.
 # -10, needs root) so that other work on the machine disturbs them less.
+# --pin runs the brokers on CPU 0 and the load generator on CPU 1 (taskset;
+# needs 2 CPUs or more), so that the load generator never takes the
+# broker's core: latency then measures the broker, not the sharing.
 # Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed, and
 # `rules` for rules_throughput,rules_latency,heartbeat_tick.
 #
@@ -34,6 +37,7 @@ build=${BUILD_DIR:-$root/build}
 out_md=${BENCH_OUT:-$here/results.md}
 
 quick=0
+pin=0
 nice_level=""
 only_mosquitto=0
 runs=""
@@ -49,6 +53,7 @@ while [[ $# -gt 0 ]]; do
         --quick) quick=1 ;;
         --only-mosquitto) only_mosquitto=1 ;;
         --nice) nice_level=$2; shift ;;
+        --pin) pin=1 ;;
         --runs) runs=$2; shift ;;
         --scenarios) scenarios=$2; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -101,6 +106,12 @@ if [[ -n "$nice_level" ]]; then
     nice -n "$nice_level" true 2>/dev/null && [[ $(nice -n "$nice_level" nice) == "$nice_level" ]] \
         || die "cannot run at nice level $nice_level (negative levels need root)"
     prio=(nice -n "$nice_level")
+fi
+broker_pin=() loadgen_pin=()
+if [[ $pin == 1 ]]; then
+    [[ $(nproc) -ge 2 ]] || die "--pin needs 2 CPUs or more"
+    command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
+    broker_pin=(taskset -c 0) loadgen_pin=(taskset -c 1)
 fi
 command -v python3 >/dev/null || die "python3 is needed (it comes with meson)"
 mosquitto_bin=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
@@ -246,7 +257,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${wrap[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${broker_pin[@]}" "${wrap[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
             ;;
         pg1|pg2|pg1_rules|pg2_rules)
             conf=$dir/pulsegate.toml
@@ -277,7 +288,7 @@ $(pg_storage_toml "$scenario")
 level = "warn"
 ${PG_EXTRA_TOML:-}
 EOF
-            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${wrap[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
+            (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${broker_pin[@]}" "${wrap[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
             ;;
     esac
     wrapper_pid=$!
@@ -456,7 +467,7 @@ for scenario in "${scenario_list[@]}"; do
             fi
             rc=0
             # shellcheck disable=SC2086
-            json=$("${prio[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args $extra 2> "$work/$tag/loadgen.err") || rc=$?
+            json=$("${prio[@]}" "${loadgen_pin[@]}" "$loadgen" --port "$broker_port" --broker-pid "$broker_pid" $args $extra 2> "$work/$tag/loadgen.err") || rc=$?
             if [[ $rc != 0 || "$json" != "{"* ]]; then
                 say "ERROR: load generator exited with $rc against $b ($scenario); its stderr:"
                 sed 's/^/    | /' "$work/$tag/loadgen.err" >&2 || true
@@ -500,6 +511,7 @@ python3 "$here/report.py" "$results" \
     --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s"))$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
+    --pin "$pin" \
     --mosquitto "$mosq_version" \
     --pulsegate "${pg_status:-$pulsegate}" \
     --out "$out_md"
