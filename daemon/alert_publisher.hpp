@@ -3,8 +3,9 @@
 //   t/{tenant}/alerts/{device}/{rule}       every event, JSON, QoS 1
 //   t/{tenant}/alert-state/{device}/{rule}  retained: the alert while it is
 //                                           not closed; cleared on close
-// A live sink of the rules engine: it runs on the thread holding the evaluator and only
-// posts to the broker's shards.
+// A live sink of the rules engine: it runs on the thread holding the
+// evaluator (a shard or the engine thread) and only posts to the broker's
+// shards.
 
 #include "engine/alert_event.hpp"
 

@@ -8,9 +8,9 @@
 // generation they stored), which keeps a per-reading reschedule free (the
 // owner moves its own deadline and re-arms only when the old timer fires).
 //
-// Single-threaded (whoever holds the evaluator). Buckets keep their capacity (up to
-// 8x what they hold), so a steady population of timers schedules without
-// allocating.
+// Single-threaded (whoever holds the evaluator). Buckets keep their
+// capacity (up to 8x what they hold), so a steady population of timers
+// schedules without allocating.
 
 #include <cstddef>
 #include <cstdint>

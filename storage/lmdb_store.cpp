@@ -1327,8 +1327,11 @@ std::optional<steady::time_point> lmdb_store::impl::next_deadline() const {
 void lmdb_store::impl::gather(std::unique_lock<std::mutex>& l) {
     // A backlog this large means operations arrive faster than they are
     // committed: batches are large anyway, waiting would only idle the writer.
+    // Nothing queued (the writer woke for a checkpoint or a sync): no commit
+    // to gather for, and those should not wait.
     constexpr std::size_t large_batch = 1024;
-    if (opts_.sync_on_commit || opts_.relaxed_commit_delay.count() <= 0 || incoming_.ops.size() >= large_batch)
+    const std::size_t queued = incoming_.ops.size();
+    if (opts_.sync_on_commit || opts_.relaxed_commit_delay.count() <= 0 || queued == 0 || queued >= large_batch)
         return;
     // Appends do not wake the writer meanwhile (writer_waiting_ stays
     // false); flush() and stop() do.

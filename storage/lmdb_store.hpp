@@ -58,8 +58,8 @@ struct lmdb_options {
     std::uint32_t hour_slots = 8784;            // 366 days of 1-hour rollups
     bool sync_on_commit = true;                 // durability "commit"; false = "relaxed"
     std::chrono::milliseconds relaxed_sync_interval{1000}; // relaxed: fsync at most this late
-    // Relaxed: a commit waits this long after the writer woke for more
-    // operations to share its transaction (0: commit at once). Bounds how
+    // Relaxed: a commit of fewer than 1,024 operations waits this long for
+    // more to share its transaction (0: commit at once). Bounds how
     // late a point becomes visible to queries, and what a crash of the
     // process loses of what was acknowledged.
     std::chrono::milliseconds relaxed_commit_delay{10};
