@@ -1402,7 +1402,7 @@ private:
             // When each breach was sent (ms after the start) and how long its
             // reading and its alert took (us; empty: never arrived).
             std::ofstream f(s_.samples_out);
-            f << "seq,sent_ms,in_window,plain_us,detect_us\n";
+            f << "seq,sent_ms,in_window,plain_us,detect_us,sent_monotonic_ns\n";
             auto us = [&](std::uint64_t rx, std::uint64_t sent) {
                 return rx ? std::to_string(static_cast<double>(rx - std::min(rx, sent)) / 1000.0) : std::string();
             };
@@ -1410,7 +1410,7 @@ private:
                 auto sent = probe_sent_ns_[i];
                 bool in = sent >= window_begin_ns_ && sent < window_end_ns_;
                 f << i << ',' << static_cast<double>(sent - window_begin_ns_ + static_cast<std::uint64_t>(s_.warmup * 1e9)) / 1e6
-                  << ',' << (in ? 1 : 0) << ',' << us(plain_rx_ns_[i], sent) << ',' << us(alert_rx_ns_[i], sent) << '\n';
+                  << ',' << (in ? 1 : 0) << ',' << us(plain_rx_ns_[i], sent) << ',' << us(alert_rx_ns_[i], sent) << ',' << sent << '\n';
             }
         }
         auto plain = percentiles_us(plain_ns_);
