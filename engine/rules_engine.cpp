@@ -1,5 +1,7 @@
 #include "engine/rules_engine.hpp"
 
+#include "engine/router.hpp"
+
 #include "common/thread.hpp"
 
 #include "storage/state/alert_repository.hpp"
@@ -89,6 +91,7 @@ struct rules_engine::impl {
     rules_engine_options opts;
     clock_fn clock;
     std::vector<alert_event_sink*> live_sinks, durable_sinks;
+    const job_router* router = nullptr;
 
     std::atomic<std::shared_ptr<const interest>> snapshot;
     // Bumped with every new snapshot: a shard thread keeps its own copy of
@@ -388,9 +391,15 @@ struct rules_engine::impl {
         records.reserve(b.events.size() + b.dirty.size());
         for (const auto& e : b.events) records.push_back(e.alert);
         records.insert(records.end(), b.dirty.begin(), b.dirty.end());
+        std::vector<st::new_delivery_job> jobs;
+        if (router != nullptr)
+            for (const auto& e : b.events) {
+                auto made = router->jobs_for(e, event_json(e));
+                std::move(made.begin(), made.end(), std::back_inserter(jobs));
+            }
         if (!records.empty()) {
             st::alert_repository repo(db);
-            if (auto r = repo.upsert(records); !r) {
+            if (auto r = repo.upsert(records, jobs); !r) {
                 if (retryable(r.error())) {
                     write_errors.fetch_add(1, std::memory_order_relaxed);
                     spdlog::error("rules engine: alerts not written: {} (will retry)", r.error().message);
@@ -399,7 +408,11 @@ struct rules_engine::impl {
                 // One bad record (e.g. the alert of a tenant removed
                 // meanwhile) must not take the others with it.
                 for (const auto& a : records) {
-                    if (auto one = repo.upsert({&a, 1}); !one) {
+                    std::vector<st::new_delivery_job> own;
+                    for (const auto& j : jobs)
+                        if (j.alert == a.id)
+                            own.push_back(j);
+                    if (auto one = repo.upsert({&a, 1}, own); !one) {
                         write_errors.fetch_add(1, std::memory_order_relaxed);
                         spdlog::warn("rules engine: alert {} of tenant {} not written: {}", a.id, a.tenant,
                                      one.error().message);
@@ -469,6 +482,8 @@ rules_engine::~rules_engine() { stop(); }
 
 void rules_engine::add_live_sink(alert_event_sink& s) { impl_->live_sinks.push_back(&s); }
 void rules_engine::add_durable_sink(alert_event_sink& s) { impl_->durable_sinks.push_back(&s); }
+
+void rules_engine::set_router(const job_router& r) { impl_->router = &r; }
 
 void rules_engine::start() {
     auto& m = *impl_;

@@ -77,6 +77,9 @@ public:
     // Called on the writer thread for every event once its alert is
     // committed, in order; may take a little time (it holds up writing).
     void add_durable_sink(alert_event_sink& s);
+    // The router whose jobs are written with each event, in the same
+    // transaction (engine/router.hpp). Optional; set before start().
+    void set_router(const class job_router& r);
 
     void start();
     void stop();

@@ -114,9 +114,10 @@ std::int64_t day_start(std::int64_t ms) {
 
 } // namespace
 
-state_result<void> alert_repository::upsert(std::span<const alert_record> alerts) {
+state_result<void> alert_repository::upsert(std::span<const alert_record> alerts,
+                                            std::span<const new_delivery_job> jobs) {
     constexpr std::string_view operation = "store alerts";
-    if (alerts.empty())
+    if (alerts.empty() && jobs.empty())
         return {};
     for (const auto& a : alerts)
         if (a.id <= 0)
@@ -175,6 +176,22 @@ state_result<void> alert_repository::upsert(std::span<const alert_record> alerts
                                             std::to_string(a.rule) + " for device " + a.tenant + "/" + a.device +
                                             "; close the other one first");
             return r;
+        }
+        if (jobs.empty())
+            return {};
+        auto j = c.prepare("INSERT INTO delivery_jobs (tenant, alert, integration, event, event_key, payload, state, "
+                           "attempts, max_attempts, next_attempt_at, created_at, updated_at) SELECT ?1, "
+                           "(SELECT id FROM alerts WHERE id = ?2), ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8, ?8 "
+                           "WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?3 AND tenant = ?1) "
+                           "ON CONFLICT (event_key, integration) DO NOTHING",
+                           "store delivery jobs");
+        if (!j)
+            return j.error();
+        for (const auto& job : jobs) {
+            j->bind(1, job.tenant).bind(2, job.alert).bind(3, job.integration).bind(4, job.event);
+            j->bind(5, job.event_key).bind(6, job.payload).bind(7, job.max_attempts).bind(8, job.created_at_ms);
+            if (auto r = j->run(); !r)
+                return r;
         }
         return {};
     });

@@ -6,6 +6,7 @@
 // Thread safety: as database (any thread; blocking).
 
 #include "storage/state/alert_model.hpp"
+#include "storage/state/delivery_model.hpp"
 #include "storage/state/database.hpp"
 #include "storage/state/error.hpp"
 
@@ -54,8 +55,11 @@ class alert_repository {
 public:
     explicit alert_repository(database& db) noexcept : db_(&db) {}
 
-    // Inserts or replaces every alert by id (all fields), in one transaction.
-    state_result<void> upsert(std::span<const alert_record> alerts);
+    // Inserts or replaces every alert by id (all fields), and inserts the
+    // delivery jobs of their events, in one transaction: an event is never
+    // recorded without its jobs. A job whose (event_key, integration) exists
+    // already, or whose integration is gone, is skipped.
+    state_result<void> upsert(std::span<const alert_record> alerts, std::span<const new_delivery_job> jobs = {});
     state_result<std::optional<alert_record>> get(std::string_view tenant, std::int64_t id) const;
     // Newest first (by id, descending), `limit` clamped to 1..1000.
     state_result<alert_page> list(std::string_view tenant, const alert_filter& f, std::size_t limit = 100,

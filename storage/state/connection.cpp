@@ -105,6 +105,20 @@ bool statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) 
 std::int64_t statement::int64(int col) const { return sqlite3_column_int64(stmt_, col); }
 double statement::real(int col) const { return sqlite3_column_double(stmt_, col); }
 
+statement& statement::bind_blob(int i, std::string_view bytes) {
+    const auto n = bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())
+                       ? std::numeric_limits<int>::max()
+                       : static_cast<int>(bytes.size());
+    note_bind(sqlite3_bind_blob(stmt_, i, bytes.data() != nullptr ? bytes.data() : "", n, SQLITE_TRANSIENT));
+    return *this;
+}
+
+std::string statement::blob(int col) const {
+    const auto* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+}
+
 std::string statement::text(int col) const {
     const auto* p = sqlite3_column_text(stmt_, col);
     const int n = sqlite3_column_bytes(stmt_, col);

@@ -45,6 +45,7 @@ public:
     statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
     statement& bind(int i, double v);
     statement& bind(int i, std::nullopt_t);
+    statement& bind_blob(int i, std::string_view bytes);
     template <std::integral I>
     statement& bind(int i, I v) { return bind_int64(i, static_cast<std::int64_t>(v)); }
     template <class T>
@@ -73,6 +74,7 @@ public:
     std::int64_t int64(int col) const;
     double real(int col) const;
     std::string text(int col) const;
+    std::string blob(int col) const;
     std::optional<std::int64_t> optional_int64(int col) const;
     std::optional<double> optional_real(int col) const;
     std::optional<std::string> optional_text(int col) const;

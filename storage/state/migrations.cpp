@@ -298,11 +298,21 @@ CREATE TABLE device_liveness (
 ) STRICT, WITHOUT ROWID;
 )sql";
 
+// Delivery: whether a route lets later routes match too (DESIGN.md: all
+// matching routes apply unless one says stop); the delivery log lists a
+// tenant's jobs newest first, optionally by integration or state.
+constexpr const char* schema_v5 = R"sql(
+ALTER TABLE routes ADD COLUMN continue_matching INTEGER NOT NULL DEFAULT 1 CHECK (continue_matching IN (0, 1));
+CREATE INDEX delivery_jobs_tenant_id ON delivery_jobs(tenant, id);
+CREATE INDEX delivery_jobs_integration ON delivery_jobs(integration, id);
+)sql";
+
 constexpr std::array all = {
     migration{1, "initial schema", schema_v1},
     migration{2, "users.last_login_at; audit log and rejected events indexes", schema_v2},
     migration{3, "api_tokens.public_id, devices.last_seen_at, web session idle expiry and address", schema_v3},
     migration{4, "rules and alerts fields of the engine, alert id high-water mark, device liveness", schema_v4},
+    migration{5, "routes.continue_matching; delivery log indexes", schema_v5},
 };
 
 } // namespace
