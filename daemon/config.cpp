@@ -204,6 +204,13 @@ const std::vector<field>& fields() {
                   c.delivery.allow_private_targets = std::get<std::vector<std::string>>(v);
               },
               .get = [](const config& c) -> value { return c.delivery.allow_private_targets; }},
+        PG_INT(delivery, workers, workers, 1, 256),
+        PG_INT(delivery, per_integration_concurrency, per_integration_concurrency, 1, 256),
+        PG_INT(delivery, max_attempts, max_attempts, 1, 1000),
+        PG_INT(delivery, backoff_initial_ms, backoff_initial_ms, 10, 3600000),
+        PG_INT(delivery, backoff_max_ms, backoff_max_ms, 10, 86400000),
+        PG_INT(delivery, breaker_threshold, breaker_threshold, 1, 1000),
+        PG_INT(delivery, breaker_cooldown_s, breaker_cooldown_s, 1, 86400),
 
         PG_INT(rules, heartbeat_grace_s, heartbeat_grace_s, 0, 86400),
         PG_INT(rules, alert_retention_days, alert_retention_days, 1, 36500),

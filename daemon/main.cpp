@@ -7,6 +7,7 @@
 #include "broker/server.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/alert_publisher.hpp"
+#include "daemon/delivery.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
@@ -239,6 +240,15 @@ int serve(const config_path& path, bool demo) {
                                                      .topic = e.topic,
                                                      .allow = e.permission == "allow"});
     mqtt_identity identity(**db, *key, std::move(identity_opts));
+    // Declared before the engine: destroyed after it (the engine's writer
+    // uses the router and tells the outbox).
+    std::unique_ptr<delivery> alerts_out;
+    try {
+        alerts_out = std::make_unique<delivery>(**db, *key, cfg.delivery);
+    } catch (const std::exception& e) {
+        spdlog::error("cannot set up alert delivery: {}", e.what());
+        return 1;
+    }
     // Declared first: destroyed after the engine, whose sink it is.
     std::unique_ptr<alert_publisher> alert_events;
     engine::rules_engine rules(**db, engine::rules_engine_options{
@@ -254,13 +264,16 @@ int serve(const config_path& path, bool demo) {
         identity.attach(*server);
         alert_events = std::make_unique<alert_publisher>(*server);
         rules.add_live_sink(*alert_events);
+        rules.set_router(alerts_out->router());
+        rules.add_durable_sink(alerts_out->outbox());
         rules.start(); // open alerts, rules, devices; events queue up for the shards
+        alerts_out->start(); // what a previous run left in flight goes out again
         telemetry.attach(*server, &rules);
         broker_state.attach(*server);
         store->set_commit_handler(commit_reporter(*server, storage_ok));
         // Before the store starts: it observes the store's commit times.
         http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
-                                               http_options{.listen = cfg.http.listen});
+                                               *alerts_out, http_options{.listen = cfg.http.listen});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {

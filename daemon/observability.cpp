@@ -3,6 +3,7 @@
 #include "broker/server.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
+#include "daemon/delivery.hpp"
 #include "engine/rules_engine.hpp"
 #include "webui/api.hpp"
 #include "storage/lmdb_store.hpp"
@@ -44,7 +45,7 @@ private:
 observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                              const std::atomic<bool>& storage_ok, storage::state::database& db,
                              const engine::server_key& key, mqtt_identity& identity, engine::rules_engine& rules,
-                             http_options opts)
+                             delivery& alerts_out, http_options opts)
     : hooks_(std::make_unique<api_hooks>(identity, rules)) {
     using stats_of = std::function<double(const broker::sys_stats&)>;
     auto broker_series = [&](const char* name, const char* help, bool counter, stats_of field) {
@@ -181,13 +182,22 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::register_builtin_routes(router_, metrics_, readiness_);
     auth_ = std::make_unique<webui::auth>(db, key, opts.auth);
     auth_->add_routes(router_);
-    const webui::api_services services{.db = &db, .telemetry = &store, .key = &key, .hooks = hooks_.get(), .alerts = &rules};
+    const webui::api_services services{.db = &db,
+                                       .telemetry = &store,
+                                       .key = &key,
+                                       .hooks = hooks_.get(),
+                                       .alerts = &rules,
+                                       .secrets = &alerts_out.secrets(),
+                                       .guard = &alerts_out.guard(),
+                                       .outbox = &alerts_out.outbox(),
+                                       .router = &alerts_out.router()};
     webui::add_device_routes(router_, *auth_, services);
     webui::add_token_routes(router_, *auth_, services);
     webui::add_operator_routes(router_, *auth_, services);
     webui::add_rule_routes(router_, *auth_, services);
     webui::add_alert_routes(router_, *auth_, services);
     webui::add_silence_routes(router_, *auth_, services);
+    webui::add_integration_routes(router_, *auth_, services);
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;

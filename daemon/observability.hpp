@@ -33,6 +33,7 @@ class rules_engine;
 namespace pulsegate::daemon {
 
 class ingest;
+class delivery;
 class mqtt_identity;
 
 struct http_options {
@@ -49,7 +50,7 @@ public:
     // identity changes made through the API.
     observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                   const std::atomic<bool>& storage_ok, storage::state::database& db, const engine::server_key& key,
-                  mqtt_identity& identity, engine::rules_engine& rules, http_options opts);
+                  mqtt_identity& identity, engine::rules_engine& rules, delivery& alerts_out, http_options opts);
     ~observability();
 
     // Binds [http] listen; throws (naming the address) when it cannot.

@@ -293,16 +293,19 @@ struct outbox::impl {
         finished.clear();
     }
 
-    void claim() {
+    // Whether any job was claimed.
+    bool claim() {
         std::size_t capacity = 0;
         {
             std::lock_guard l(mu);
+            if (stopping)
+                return false; // stop() waits for the sends in progress only
             const auto busy = queue.size() + running;
             const auto want = opts.workers * 2;
             capacity = busy < want ? want - busy : 0;
         }
         if (capacity == 0)
-            return;
+            return false;
         const auto now = clock();
         std::vector<done_item> immediate;
         std::vector<work_item> ready;
@@ -319,8 +322,9 @@ struct outbox::impl {
         if (!r) {
             db_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::error("outbox: claiming due jobs: {}", r.error().message);
-            return;
+            return false;
         }
+        const bool claimed = !r->empty();
         for (auto& j : *r) {
             auto c = load(j.integration);
             adapters::sender* s = nullptr;
@@ -365,16 +369,22 @@ struct outbox::impl {
                 queue.push_back(std::move(w));
         }
         work_cv.notify_all();
+        return claimed;
     }
 
     void dispatcher_main() {
         common::name_this_thread("pg-outbox");
         std::vector<done_item> finished;
         for (;;) {
-            claim();
+            const bool claimed = claim();
             std::int64_t wait_ms = 1000;
             if (auto due = st::delivery_repository(db).next_due(); due && *due)
                 wait_ms = std::clamp<std::int64_t>(**due - clock(), 0, 1000);
+            // Due jobs that were not claimed wait for a free worker or slot
+            // (a finished send wakes us), notify(), or their circuit's
+            // cooldown (the tick): looking again at once would spin.
+            if (wait_ms == 0 && !claimed)
+                wait_ms = 1000;
             bool stop = false;
             {
                 std::unique_lock l(mu);

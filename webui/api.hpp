@@ -18,6 +18,14 @@ class lmdb_store;
 }
 namespace pulsegate::engine {
 class alert_control;
+class job_router;
+class outbox;
+}
+namespace pulsegate::storage::state {
+class secret_box;
+}
+namespace pulsegate::adapters {
+class target_guard;
 }
 
 namespace pulsegate::webui {
@@ -31,6 +39,13 @@ struct api_services {
     // writes still go to the database but nobody is told; alert ack/close
     // answer 503; an alert is read from the database only.
     engine::alert_control* alerts = nullptr;
+    // Delivery. Without `secrets` the integration routes answer 503; without
+    // `guard` destinations are not checked (tests); without `outbox` a test
+    // send answers 503; the router, when set, rereads routes after a change.
+    const storage::state::secret_box* secrets = nullptr;
+    const adapters::target_guard* guard = nullptr;
+    engine::outbox* outbox = nullptr;
+    engine::job_router* router = nullptr;
 };
 
 void add_device_routes(router& r, auth& a, const api_services& s);   // webui/api_devices.cpp
@@ -39,5 +54,6 @@ void add_operator_routes(router& r, auth& a, const api_services& s); // webui/ap
 void add_rule_routes(router& r, auth& a, const api_services& s);     // webui/api_rules.cpp
 void add_alert_routes(router& r, auth& a, const api_services& s);    // webui/api_alerts.cpp
 void add_silence_routes(router& r, auth& a, const api_services& s);  // webui/api_silences.cpp
+void add_integration_routes(router& r, auth& a, const api_services& s); // webui/api_integrations.cpp
 
 } // namespace pulsegate::webui

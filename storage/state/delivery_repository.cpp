@@ -76,12 +76,14 @@ state_result<delivery_attempt> attempt_from(const detail::statement& s) {
 }
 
 state_result<void> read_attempts(detail::connection& c, std::vector<delivery_entry>& entries) {
-    auto s = c.prepare("SELECT job, attempt, started_at, latency_ms, outcome, status, error FROM delivery_attempts "
-                       "WHERE job = ? ORDER BY attempt",
-                       "read delivery attempts");
-    if (!s)
-        return s.error();
     for (auto& e : entries) {
+        // Borrowed per job: each() leaves the statement done, and only a
+        // reset (on return to the cache) lets it be bound again.
+        auto s = c.prepare("SELECT job, attempt, started_at, latency_ms, outcome, status, error FROM "
+                           "delivery_attempts WHERE job = ? ORDER BY attempt",
+                           "read delivery attempts");
+        if (!s)
+            return s.error();
         s->bind(1, e.job.id);
         if (auto r = detail::collect(*s, e.attempts, attempt_from); !r)
             return r;

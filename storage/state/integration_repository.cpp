@@ -267,11 +267,13 @@ state_result<std::vector<route_record>> read_routes(detail::connection& c, detai
     std::vector<route_record> out;
     if (auto r = s.each([&](const detail::statement& row) { out.push_back(route_from(row)); }); !r)
         return r.error();
-    auto t = c.prepare("SELECT integration FROM route_integrations WHERE route = ? ORDER BY integration",
-                       "route: read integrations");
-    if (!t)
-        return t.error();
     for (auto& r : out) {
+        // Borrowed per route: each() leaves the statement done, and only a
+        // reset (on return to the cache) lets it be bound again.
+        auto t = c.prepare("SELECT integration FROM route_integrations WHERE route = ? ORDER BY integration",
+                           "route: read integrations");
+        if (!t)
+            return t.error();
         t->bind(1, r.id);
         if (auto each = t->each([&](const detail::statement& row) { r.integrations.push_back(row.int64(0)); }); !each)
             return each.error();

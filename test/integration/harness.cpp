@@ -264,6 +264,7 @@ void broker_process::write_config() {
     f << "data_dir = \"" << data_dir() << "\"\n";
     f << o.storage_toml << "\n";
     if (!o.rules_toml.empty()) f << "\n[rules]\n" << o.rules_toml << "\n";
+    if (!o.delivery_toml.empty()) f << "\n[delivery]\n" << o.delivery_toml << "\n";
     f << "\n[log]\n";
     f << "level = \"debug\"\n";
 }

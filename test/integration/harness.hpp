@@ -84,6 +84,9 @@ struct broker_options {
     // pulsegate only: `key = value` lines for [rules] (e.g.
     // "heartbeat_grace_s = 0"); empty: the section is not written.
     std::string rules_toml;
+    // pulsegate only: `key = value` lines for [delivery] (e.g.
+    // "allow_private_targets = [\"127.0.0.0/8\"]").
+    std::string delivery_toml;
     // pulsegate only: when set, `pulsegate init --admin-password-file` runs
     // before the first start, so the operator_admin `admin` has this
     // password (at least 8 characters). Unset: `serve` initialises the data
