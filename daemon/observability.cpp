@@ -163,6 +163,23 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     rules_series("pulsegate_alerts_write_errors_total", "Alert batches the state database refused", true,
                  [](const auto& s) { return double(s.write_errors); });
 
+    using outbox_field = std::function<double(const engine::outbox_stats&)>;
+    auto& out = alerts_out.outbox();
+    auto delivery_series = [&](const char* name, const char* help, outbox_field field) {
+        series_.push_back(metrics_.add_callback_counter(name, help, [&out, field] { return field(out.stats()); }));
+    };
+    delivery_series("pulsegate_delivery_attempts_total", "Delivery attempts (one send of one alert event)",
+                    [](const auto& s) { return double(s.attempts); });
+    delivery_series("pulsegate_delivery_delivered_total", "Deliveries the receiver acknowledged",
+                    [](const auto& s) { return double(s.delivered); });
+    delivery_series("pulsegate_delivery_retries_total", "Attempts that failed and will be tried again",
+                    [](const auto& s) { return double(s.retried); });
+    delivery_series("pulsegate_delivery_dead_total", "Deliveries given up (refused, or out of attempts)",
+                    [](const auto& s) { return double(s.dead); });
+    delivery_series("pulsegate_delivery_circuits_opened_total",
+                    "Times an integration's receiver failed often enough to be left alone for a while",
+                    [](const auto& s) { return double(s.circuits_opened); });
+
     auto& commit_seconds = metrics_.add_histogram(
         "pulsegate_storage_commit_duration_seconds", "Time of one storage write transaction, fsync included",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
