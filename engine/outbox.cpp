@@ -309,6 +309,9 @@ struct outbox::impl {
         const auto now = clock();
         std::vector<done_item> immediate;
         std::vector<work_item> ready;
+        // admit() counts jobs in flight as it goes; a claim the database
+        // refused claimed nothing.
+        auto counted = in_flight;
         auto r = st::delivery_repository(db).claim_due(
             now, capacity, opts.per_integration, [&](const st::delivery_job& j) {
                 if (auto b = breakers.find(j.integration); b != breakers.end() && b->second.open_until > now)
@@ -320,6 +323,7 @@ struct outbox::impl {
                 return true;
             });
         if (!r) {
+            in_flight = std::move(counted);
             db_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::error("outbox: claiming due jobs: {}", r.error().message);
             return false;

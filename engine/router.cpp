@@ -5,6 +5,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -198,22 +199,70 @@ st::state_result<void> job_router::reload() {
             spdlog::warn("router: route {} of tenant {} is ignored: its match is not valid ({})", r.id, r.tenant, why);
             continue;
         }
-        t->by_tenant[r.tenant].push_back({r.id, std::move(*m), r.integrations, r.continue_matching});
+        t->repeats = t->repeats || r.repeat_s > 0;
+        t->by_tenant[r.tenant].push_back({r.id, std::move(*m), r.integrations, r.continue_matching, r.repeat_s});
     }
     std::lock_guard l(mu_);
     table_ = std::move(t);
     return {};
 }
 
+std::shared_ptr<const job_router::table> job_router::snapshot() const {
+    std::lock_guard l(mu_);
+    return table_;
+}
+
+bool job_router::has_repeats() const { return snapshot()->repeats; }
+
+std::vector<st::new_delivery_job> job_router::repeats_for(const alert_event& e, std::int64_t now_ms) const {
+    std::vector<st::new_delivery_job> out;
+    if (e.alert.silenced || e.alert.status == st::alert_status::closed)
+        return out;
+    const auto t = snapshot();
+    const auto it = t->by_tenant.find(e.alert.tenant);
+    if (it == t->by_tenant.end())
+        return out;
+    std::string payload;
+    for (const auto& r : it->second) {
+        if (!r.match.matches(e))
+            continue;
+        const auto period_ms = r.repeat_s * 1000;
+        const auto n = period_ms > 0 ? (now_ms - e.alert.opened_at_ms) / period_ms : 0;
+        if (n >= 1) {
+            if (payload.empty()) {
+                boost::system::error_code ec;
+                auto v = json::parse(event_json(e), ec);
+                if (!ec && v.is_object())
+                    v.get_object()["repeat"] = n;
+                payload = json::serialize(v);
+            }
+            for (auto i : r.integrations) {
+                if (!t->enabled_integrations.contains(i))
+                    continue;
+                st::new_delivery_job j;
+                j.tenant = e.alert.tenant;
+                j.alert = e.alert.id;
+                j.integration = i;
+                j.event = std::string(to_string(e.type));
+                j.event_key = "alert:" + std::to_string(e.alert.id) + ":repeat:" + std::to_string(r.id) + ":" +
+                              std::to_string(n);
+                j.payload = payload;
+                j.max_attempts = opts_.max_attempts;
+                j.created_at_ms = now_ms;
+                out.push_back(std::move(j));
+            }
+        }
+        if (!r.continue_matching)
+            break;
+    }
+    return out;
+}
+
 std::vector<st::new_delivery_job> job_router::jobs_for(const alert_event& e, const std::string& payload) const {
     std::vector<st::new_delivery_job> out;
     if (e.alert.silenced)
         return out;
-    std::shared_ptr<const table> t;
-    {
-        std::lock_guard l(mu_);
-        t = table_;
-    }
+    const auto t = snapshot();
     const auto it = t->by_tenant.find(e.alert.tenant);
     if (it == t->by_tenant.end())
         return out;

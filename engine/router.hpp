@@ -68,17 +68,30 @@ public:
     storage::state::state_result<void> reload();
     std::vector<storage::state::new_delivery_job> jobs_for(const alert_event& e, const std::string& payload) const;
 
+    // Whether some enabled route has a repeat interval (repeat_s > 0).
+    bool has_repeats() const;
+    // Reminders for a still-open alert `e` (an alert.opened as of `now_ms`):
+    // for every matching route with repeat_s > 0 whose n-th interval since
+    // the alert opened has begun (n >= 1), one job per integration, keyed
+    // "alert:42:repeat:<route>:<n>" so that a second sweep in the same
+    // interval adds nothing. The payload is the alert.opened event with
+    // "repeat": n. Routes that do not take alert.opened send no reminders.
+    std::vector<storage::state::new_delivery_job> repeats_for(const alert_event& e, std::int64_t now_ms) const;
+
 private:
     struct route_entry {
         std::int64_t id = 0;
         route_match match;
         std::vector<std::int64_t> integrations;
         bool continue_matching = true;
+        std::int64_t repeat_s = 0;
     };
     struct table {
         std::map<std::string, std::vector<route_entry>, std::less<>> by_tenant; // enabled routes, by id
         std::set<std::int64_t> enabled_integrations;
+        bool repeats = false;
     };
+    std::shared_ptr<const table> snapshot() const;
 
     storage::state::database* db_;
     router_options opts_;

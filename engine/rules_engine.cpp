@@ -441,8 +441,35 @@ struct rules_engine::impl {
         (void)st::silence_repository(db).purge_ended_before(now - 86'400'000);
     }
 
+    // Reminders of still-open alerts for routes with a repeat interval
+    // (job_router::repeats_for), written like any other job.
+    void sweep_repeats(std::int64_t now) {
+        auto open = st::alert_repository(db).non_closed();
+        if (!open) {
+            spdlog::warn("rules engine: reminders not made: {}", open.error().message);
+            return;
+        }
+        std::map<std::pair<std::string, std::string>, st::label_map> labels;
+        std::vector<st::new_delivery_job> jobs;
+        for (auto& a : *open) {
+            auto key = std::make_pair(a.tenant, a.device);
+            auto it = labels.find(key);
+            if (it == labels.end()) {
+                auto d = st::device_repository(db).get(a.tenant, a.device);
+                it = labels.emplace(key, d && *d ? (*d)->labels : st::label_map{}).first;
+            }
+            alert_event e{alert_event_type::opened, now, std::move(a), it->second};
+            auto made = router->repeats_for(e, now);
+            std::move(made.begin(), made.end(), std::back_inserter(jobs));
+        }
+        if (!jobs.empty())
+            if (auto r = st::alert_repository(db).upsert({}, jobs); !r)
+                spdlog::warn("rules engine: reminders not written: {}", r.error().message);
+    }
+
     void writer_loop() {
         auto next_purge = clock();
+        auto next_repeat = clock();
         write_batch b;
         for (;;) {
             bool stop_now = false;
@@ -469,6 +496,10 @@ struct rules_engine::impl {
             if (const auto now = clock(); now >= next_purge) {
                 purge(now);
                 next_purge = now + opts.purge_interval_ms;
+            }
+            if (const auto now = clock(); router != nullptr && now >= next_repeat && router->has_repeats()) {
+                sweep_repeats(now);
+                next_repeat = now + opts.repeat_sweep_ms;
             }
             if (stop_now) return;
         }

@@ -50,6 +50,7 @@ struct rules_engine_options {
     std::int64_t tick_ms = 100;                // timer resolution
     std::int64_t flush_interval_ms = 1000;     // repeats and liveness to the database
     std::int64_t purge_interval_ms = 3'600'000;
+    std::int64_t repeat_sweep_ms = 5'000;          // reminders of open alerts (routes' repeat_s)
 };
 
 struct rules_engine_stats {

@@ -296,3 +296,37 @@ TEST_CASE("kill -9 while the receiver is down: after the restart the job is deli
     CHECK(attempts.size() == hook.of("alert.opened", alert).size());
     CHECK(attempts[attempts.size() - 1]["outcome"].str() == "delivered");
 }
+
+TEST_CASE("a route with repeat_s reminds of a still-open alert until it closes" * doctest::skip(is_mosquitto())) {
+    receiver hook;
+    world w(delivery_options());
+    auto t = w.make_tenant("acme", {{"s1"}});
+    create_rule(t, R"({"name":"hot","kind":"threshold","metric":"temp","op":">","value":30,"severity":"major"})");
+    const auto integration = create_integration(t, webhook_body("pager", hook.url("/ok")));
+    created(t.admin.post("/api/v1/routes", R"({"name":"remind","integrations":[)" + std::to_string(integration) +
+                                               R"(],"match":{"events":["alert.opened"]},"repeat_s":1})"),
+            "create route with repeat_s");
+    auto dev = device_client(w.b, t, "s1");
+    dev->publish("d/s1/telemetry", temp(31), 1);
+    const auto alert = alert_of(t, "s1", "open");
+    const auto reminders = [&] {
+        std::vector<json_value> out;
+        for (auto const& r : hook.of("alert.opened", alert)) {
+            auto body = parse_json(r["body"].str());
+            if (body && (*body)["repeat"].is_number()) out.push_back(*body);
+        }
+        return out;
+    };
+    hook.wait([&](auto const&) { return reminders().size() >= 2; }, "two reminders of the open alert");
+    for (auto const& r : reminders()) {
+        CHECK(r["repeat"].num() >= 1);
+        CHECK(r["alert"]["status"].str() == "open");
+    }
+    dev->publish("d/s1/telemetry", temp(20), 1);
+    poll_get(t.admin, "/api/v1/alerts?device=s1&status=closed",
+             [](json_value const& v) { return v["items"].size() == 1; }, "the alert closed");
+    // The sweep runs every 5 s: after two of them, nothing more came.
+    const auto after_close = reminders().size();
+    std::this_thread::sleep_for(11s);
+    CHECK(reminders().size() <= after_close + 1);  // one sweep may have been under way at the close
+}

@@ -931,3 +931,47 @@ TEST_CASE("outbox: send_test sends a test alert once and touches no job") {
     CHECK(v.at("test").as_bool());
     CHECK(v.at("tenant").as_string() == "acme");
 }
+
+TEST_CASE("router: reminders of an open alert, once per repeat interval, for routes that take alert.opened") {
+    db_fixture f;
+    const auto pager = f.add_integration("pager");
+    const auto archive = f.add_integration("archive");
+    st::route_record r;
+    r.tenant = "acme";
+    r.name = "remind";
+    r.match = R"({"events": ["alert.opened"]})";
+    r.integrations = {pager};
+    r.repeat_s = 60;
+    const auto remind = f.integrations().create_route(r);
+    REQUIRE(remind);
+    r.name = "closed only";
+    r.match = R"({"events": ["alert.closed"]})";
+    r.integrations = {archive};
+    REQUIRE(f.integrations().create_route(r));
+
+    job_router router(*f.db, {});
+    CHECK(router.has_repeats() == false); // not loaded yet
+    REQUIRE(router.reload());
+    CHECK(router.has_repeats());
+
+    const auto a = make_alert(9);
+    const auto e = make_event(alert_event_type::opened, a);
+    CHECK(router.repeats_for(e, T0 + 59'999).empty()); // the first interval has not passed
+    auto jobs = router.repeats_for(e, T0 + 60'000);
+    REQUIRE(jobs.size() == 1);
+    CHECK(jobs[0].integration == pager);
+    CHECK(jobs[0].event == "alert.opened");
+    CHECK(jobs[0].event_key == "alert:9:repeat:" + std::to_string(*remind) + ":1");
+    CHECK(jobs[0].payload.find("\"repeat\":1") != std::string::npos);
+    // The same interval gives the same key (a second sweep adds nothing);
+    // the next interval a new one.
+    CHECK(router.repeats_for(e, T0 + 119'999)[0].event_key == jobs[0].event_key);
+    CHECK(router.repeats_for(e, T0 + 120'000)[0].event_key == "alert:9:repeat:" + std::to_string(*remind) + ":2");
+
+    auto silenced = a;
+    silenced.silenced = true;
+    CHECK(router.repeats_for(make_event(alert_event_type::opened, silenced), T0 + 600'000).empty());
+    auto closed = a;
+    closed.status = st::alert_status::closed;
+    CHECK(router.repeats_for(make_event(alert_event_type::opened, closed), T0 + 600'000).empty());
+}
