@@ -1,4 +1,5 @@
 #include "adapters/webhook_sender.hpp"
+#include "common/json_text.hpp"
 
 #include "common/time.hpp"
 
@@ -117,7 +118,7 @@ std::string alertmanager_body(const alert_message& m, std::string_view receiver)
     group_labels["alertname"] = labels["alertname"];
     json::object o;
     o["version"] = "4";
-    o["groupKey"] = "{}:{alertname=" + json::serialize(labels["alertname"]) + ",device=\"" + m.device + "\"}";
+    o["groupKey"] = "{}:{alertname=" + common::to_json_text(labels["alertname"]) + ",device=\"" + m.device + "\"}";
     o["truncatedAlerts"] = 0;
     o["status"] = resolved ? "resolved" : "firing";
     o["receiver"] = receiver;
@@ -128,7 +129,7 @@ std::string alertmanager_body(const alert_message& m, std::string_view receiver)
     json::array alerts;
     alerts.push_back(std::move(alert));
     o["alerts"] = std::move(alerts);
-    return json::serialize(o);
+    return common::to_json_text(o);
 }
 
 struct exchange_result {
@@ -212,7 +213,7 @@ std::string webhook_body(const alert_message& m, std::string_view format, std::s
     if (ec || !v.is_object())
         return m.payload;
     v.get_object()["sent_at"] = common::rfc3339(sent_ms);
-    return json::serialize(v);
+    return common::to_json_text(v);
 }
 
 struct webhook_sender::impl {

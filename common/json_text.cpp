@@ -1,5 +1,7 @@
 #include "common/json_text.hpp"
 
+#include <boost/json/parse.hpp>
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -75,6 +77,14 @@ std::string to_json_text(const boost::json::value& v) {
     out.reserve(256);
     write(out, v);
     return out;
+}
+
+boost::json::object object_or_empty(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec || !v.is_object())
+        return {};
+    return std::move(v.get_object());
 }
 
 } // namespace pulsegate::common

@@ -5,12 +5,18 @@
 // the shortest text that reads back to the same double ("21.5", "30",
 // "1e+21"), and null for NaN and infinities (which JSON cannot express).
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace pulsegate::common {
 
 std::string to_json_text(const boost::json::value& v);
+
+// The object `text` holds; an empty object when it is not a JSON object
+// (for columns and payloads pulsegate wrote itself).
+boost::json::object object_or_empty(std::string_view text);
 
 } // namespace pulsegate::common

@@ -1,4 +1,5 @@
 #include "engine/outbox.hpp"
+#include "common/json_text.hpp"
 
 #include "common/thread.hpp"
 #include "common/time.hpp"
@@ -50,7 +51,7 @@ std::string test_event_json(std::string_view tenant, std::int64_t now_ms) {
     o["at"] = common::rfc3339(now_ms);
     o["test"] = true;
     o["alert"] = std::move(a);
-    return json::serialize(o);
+    return common::to_json_text(o);
 }
 
 namespace {
@@ -60,22 +61,14 @@ std::int64_t system_now_ms() {
         .count();
 }
 
-json::object object_of(const std::string& text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec || !v.is_object())
-        return {};
-    return std::move(v.get_object());
-}
-
 std::shared_ptr<const adapters::integration_target> target_of(const st::integration_record& r) {
     auto t = std::make_shared<adapters::integration_target>();
     t->id = r.id;
     t->tenant = r.tenant;
     t->name = r.name;
     t->type = r.type;
-    t->config = object_of(r.config);
-    t->secrets = object_of(r.secrets);
+    t->config = common::object_or_empty(r.config);
+    t->secrets = common::object_or_empty(r.secrets);
     return t;
 }
 

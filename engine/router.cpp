@@ -1,4 +1,5 @@
 #include "engine/router.hpp"
+#include "common/json_text.hpp"
 
 #include "storage/state/integration_repository.hpp"
 #include "storage/state/secret_box.hpp"
@@ -234,7 +235,7 @@ std::vector<st::new_delivery_job> job_router::repeats_for(const alert_event& e, 
                 auto v = json::parse(event_json(e), ec);
                 if (!ec && v.is_object())
                     v.get_object()["repeat"] = n;
-                payload = json::serialize(v);
+                payload = common::to_json_text(v);
             }
             for (auto i : r.integrations) {
                 if (!t->enabled_integrations.contains(i))

@@ -28,6 +28,7 @@
 // Viewers read, admins write.
 
 #include "webui/api.hpp"
+#include "common/json_text.hpp"
 #include "webui/api_common.hpp"
 #include "webui/pagination.hpp"
 
@@ -64,14 +65,6 @@ constexpr std::size_t max_name_bytes = 200;
 constexpr std::size_t max_settings_bytes = 64 * 1024;
 constexpr std::int64_t max_repeat_s = 366LL * 24 * 3600;
 
-json::object object_of(const std::string& text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec || !v.is_object())
-        return {};
-    return std::move(v.get_object());
-}
-
 api_error no_integration(std::int64_t id) {
     return api_error::not_found("no integration " + std::to_string(id) +
                                 " in your tenant; GET /api/v1/integrations lists them");
@@ -86,14 +79,14 @@ api_error unavailable_delivery() {
 
 json::object integration_json(const state::integration_record& r) {
     json::object secrets;
-    for (const auto& [k, v] : object_of(r.secrets))
+    for (const auto& [k, v] : common::object_or_empty(r.secrets))
         if (!v.is_null())
             secrets[k] = mask;
     json::object o;
     o["id"] = r.id;
     o["name"] = r.name;
     o["type"] = r.type;
-    o["config"] = object_of(r.config);
+    o["config"] = common::object_or_empty(r.config);
     o["secrets"] = std::move(secrets);
     o["enabled"] = r.enabled;
     o["created_at"] = rfc3339(r.created_at_ms);
@@ -155,7 +148,7 @@ api_result<json::object> object_member(const json::object& body, std::string_vie
         return json::object();
     if (!v->is_object())
         return api_error::invalid_argument(std::string(field), std::string(field) + " must be an object");
-    if (json::serialize(*v).size() > max_settings_bytes)
+    if (common::to_json_text(*v).size() > max_settings_bytes)
         return api_error::invalid_argument(std::string(field), std::string(field) + " is larger than 64 KiB");
     return v->get_object();
 }
@@ -218,8 +211,8 @@ response create_integration(const api_services& s, const caller& c, const reques
     r.tenant = *tenant;
     r.name = *name;
     r.type = *type;
-    r.config = json::serialize(*config);
-    r.secrets = json::serialize(*secrets);
+    r.config = common::to_json_text(*config);
+    r.secrets = common::to_json_text(*secrets);
     r.enabled = enabled->value_or(true);
     r.created_at_ms = r.updated_at_ms = now_ms();
     auto id = state::integration_repository(*s.db, *s.secrets).create(r);
@@ -272,15 +265,15 @@ response update_integration(const api_services& s, const caller& c, const reques
     if (!given) return to_response(given.error());
     auto enabled = optional_bool(*body, "enabled");
     if (!enabled) return to_response(enabled.error());
-    auto secrets = object_of(r->secrets);
+    auto secrets = common::object_or_empty(r->secrets);
     for (const auto& [k, v] : *given) {
         if (v.is_null()) secrets.erase(k);
         else if (!(v.is_string() && v.get_string() == mask)) secrets[k] = v;
     }
     if (auto ok = check_settings(s, r->type, *config, secrets); !ok) return to_response(ok.error());
     r->name = *name;
-    r->config = json::serialize(*config);
-    r->secrets = json::serialize(secrets);
+    r->config = common::to_json_text(*config);
+    r->secrets = common::to_json_text(secrets);
     r->enabled = enabled->value_or(r->enabled);
     r->updated_at_ms = now_ms();
     if (auto w = state::integration_repository(*s.db, *s.secrets).update(*r); !w) {
@@ -313,7 +306,7 @@ response test_integration(const api_services& s, const caller& c, const request_
     auto r = load_integration(s, *tenant, ctx);
     if (!r) return to_response(r.error());
     // The destination is checked again: the allowlist may have changed since it was saved.
-    if (auto ok = check_settings(s, r->type, object_of(r->config), object_of(r->secrets)); !ok)
+    if (auto ok = check_settings(s, r->type, common::object_or_empty(r->config), common::object_or_empty(r->secrets)); !ok)
         return to_response(ok.error());
     const auto got = s.outbox->send_test(*r);
     json::object o;
@@ -335,7 +328,7 @@ json::object route_json(const state::route_record& r) {
     o["id"] = r.id;
     o["name"] = r.name;
     o["integrations"] = std::move(targets);
-    o["match"] = object_of(r.match);
+    o["match"] = common::object_or_empty(r.match);
     o["repeat_s"] = r.repeat_s;
     o["continue"] = r.continue_matching;
     o["enabled"] = r.enabled;
@@ -367,7 +360,7 @@ api_result<void> route_from_body(const json::object& body, state::route_record& 
     std::string why;
     auto parsed = engine::parse_route_match(*match, &why);
     if (!parsed) return api_error::invalid_argument(why.substr(0, why.find(' ')), why);
-    r.match = json::serialize(engine::to_json(*parsed));
+    r.match = common::to_json_text(engine::to_json(*parsed));
     auto repeat = optional_integer(body, "repeat_s", 0, max_repeat_s);
     if (!repeat) return repeat.error();
     r.repeat_s = repeat->value_or(0);

@@ -8,6 +8,7 @@
 #include "adapters/webhook_sender.hpp"
 
 #include "common/time.hpp"
+#include "test/adapters/child_process.hpp"
 #include "test/temp_dir.hpp"
 
 #include <boost/json/parse.hpp>
@@ -34,8 +35,6 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 using namespace pulsegate::adapters;
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -43,56 +42,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using pulsegate::test::child_process;
+using pulsegate::test::slurp;
 
-fs::path receiver_script() {
-    const char* root = std::getenv("PULSEGATE_SOURCE_ROOT");
-    return fs::path(root != nullptr ? root : ".") / "test" / "adapters" / "webhook_receiver.py";
-}
-
-// A child process, killed and reaped when the test ends however it ends.
-class child_process {
-public:
-    child_process(std::vector<std::string> argv, const fs::path& log) {
-        std::vector<char*> cargv;
-        for (auto& a : argv)
-            cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        const int rc = ::posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0)
-            throw std::runtime_error("cannot start " + argv[0]);
-    }
-    ~child_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-
-    bool exited() {
-        int status = 0;
-        if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_)
-            pid_ = -1;
-        return pid_ <= 0;
-    }
-
-private:
-    pid_t pid_ = -1;
-};
+fs::path receiver_script() { return pulsegate::test::adapters_script("webhook_receiver.py"); }
 
 // webhook_receiver.py on 127.0.0.1, an ephemeral port; HTTPS with `tls`;
 // checks signatures with `secret` when given.
