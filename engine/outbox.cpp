@@ -239,10 +239,15 @@ struct outbox::impl {
         return c;
     }
 
-    void record(std::vector<done_item>& finished) {
+    // Results not written yet, and integrations whose jobs must wait (circuit
+    // open): the next turn's transaction writes them (dispatcher thread).
+    std::vector<st::job_completion> unrecorded;
+    std::vector<std::pair<std::int64_t, std::int64_t>> deferrals;
+
+    // Counts finished sends and moves the breakers; what the database must
+    // learn goes to `unrecorded` and `deferrals`.
+    void account(std::vector<done_item>& finished) {
         const auto now = clock();
-        std::vector<st::job_completion> rows;
-        rows.reserve(finished.size());
         for (auto& d : finished) {
             if (auto it = in_flight.find(d.integration); it != in_flight.end() && it->second > 0)
                 --it->second;
@@ -263,50 +268,35 @@ struct outbox::impl {
                     spdlog::warn("outbox: integration {} failed {} times in a row; its deliveries wait {} s "
                                  "(circuit open)",
                                  d.integration, b.failures, opts.breaker_cooldown_ms / 1000);
-                    if (auto r = st::delivery_repository(db).defer(d.integration, b.open_until); !r)
-                        spdlog::warn("outbox: deferring the jobs of integration {}: {}", d.integration,
-                                     r.error().message);
+                    deferrals.emplace_back(d.integration, b.open_until);
                     if (d.completion.state == st::job_state::pending)
                         d.completion.next_attempt_at_ms = std::max(d.completion.next_attempt_at_ms, b.open_until);
                 }
             }
-            rows.push_back(d.completion);
-        }
-        // Kept and written again at the next turn if the database refuses.
-        for (;;) {
-            auto r = st::delivery_repository(db).finish(rows);
-            if (r)
-                break;
-            db_errors.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("outbox: delivery results not recorded: {} (will retry)", r.error().message);
-            std::unique_lock l(mu);
-            if (dispatch_cv.wait_for(l, std::chrono::milliseconds(500), [&] { return stopping; }))
-                break; // stopping: they are sent again after the restart
+            unrecorded.push_back(d.completion);
         }
         finished.clear();
     }
 
-    // Whether any job was claimed.
-    bool claim() {
+    // One transaction: what finished is recorded, and due jobs are claimed
+    // for the free workers (none while stopping). Returns whether any job
+    // was claimed.
+    bool turn() {
         std::size_t capacity = 0;
         {
             std::lock_guard l(mu);
-            if (stopping)
-                return false; // stop() waits for the sends in progress only
             const auto busy = queue.size() + running;
             const auto want = opts.workers * 2;
-            capacity = busy < want ? want - busy : 0;
+            capacity = stopping || busy >= want ? 0 : want - busy;
         }
-        if (capacity == 0)
+        if (capacity == 0 && unrecorded.empty() && deferrals.empty())
             return false;
         const auto now = clock();
-        std::vector<done_item> immediate;
-        std::vector<work_item> ready;
-        // admit() counts jobs in flight as it goes; a claim the database
+        // admit() counts jobs in flight as it goes; a turn the database
         // refused claimed nothing.
         auto counted = in_flight;
-        auto r = st::delivery_repository(db).claim_due(
-            now, capacity, opts.per_integration, [&](const st::delivery_job& j) {
+        auto r = st::delivery_repository(db).cycle(
+            unrecorded, deferrals, now, capacity, opts.per_integration, [&](const st::delivery_job& j) {
                 if (auto b = breakers.find(j.integration); b != breakers.end() && b->second.open_until > now)
                     return false;
                 auto& n = in_flight[j.integration];
@@ -318,10 +308,14 @@ struct outbox::impl {
         if (!r) {
             in_flight = std::move(counted);
             db_errors.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("outbox: claiming due jobs: {}", r.error().message);
+            spdlog::error("outbox: delivery results not recorded, or jobs not claimed: {} (will retry)",
+                          r.error().message);
             return false;
         }
-        const bool claimed = !r->empty();
+        unrecorded.clear();
+        deferrals.clear();
+        std::vector<done_item> immediate;
+        std::vector<work_item> ready;
         for (auto& j : *r) {
             auto c = load(j.integration);
             adapters::sender* s = nullptr;
@@ -358,30 +352,35 @@ struct outbox::impl {
             }
             ready.push_back({std::move(j), c->target, s});
         }
-        if (!immediate.empty())
-            record(immediate);
+        // Jobs that could not be sent are recorded by the next turn, at once.
+        account(immediate);
         if (!ready.empty()) {
             std::lock_guard l(mu);
             for (auto& w : ready)
                 queue.push_back(std::move(w));
         }
         work_cv.notify_all();
-        return claimed;
+        return !r->empty();
     }
 
     void dispatcher_main() {
         common::name_this_thread("pg-outbox");
         std::vector<done_item> finished;
         for (;;) {
-            const bool claimed = claim();
+            const bool claimed = turn();
             std::int64_t wait_ms = 1000;
-            if (auto due = st::delivery_repository(db).next_due(); due && *due)
-                wait_ms = std::clamp<std::int64_t>(**due - clock(), 0, 1000);
-            // Due jobs that were not claimed wait for a free worker or slot
-            // (a finished send wakes us), notify(), or their circuit's
-            // cooldown (the tick): looking again at once would spin.
-            if (wait_ms == 0 && !claimed)
-                wait_ms = 1000;
+            if (!unrecorded.empty() || !deferrals.empty()) {
+                wait_ms = claimed ? 0 : 500; // results to write: at once, or soon after a refused write
+            } else if (!claimed) {
+                // Due jobs that were not claimed wait for a free worker or
+                // slot (a finished send wakes us), notify(), or their
+                // circuit's cooldown (the tick): looking again at once
+                // would spin.
+                if (auto due = st::delivery_repository(db).next_due(); due && *due)
+                    wait_ms = std::clamp<std::int64_t>(**due - clock(), 0, 1000);
+                if (wait_ms == 0)
+                    wait_ms = 1000;
+            }
             bool stop = false;
             {
                 std::unique_lock l(mu);
@@ -390,7 +389,6 @@ struct outbox::impl {
                                          [&] { return wake || stopping || !done.empty(); });
                 wake = false;
                 finished.swap(done);
-                stop = stopping && queue.empty() && running == 0;
                 if (stopping && !queue.empty()) {
                     // Not started: back to pending, not an attempt.
                     for (auto& w : queue) {
@@ -404,18 +402,22 @@ struct outbox::impl {
                         finished.push_back(std::move(d));
                     }
                     queue.clear();
-                    stop = running == 0;
                 }
+                stop = stopping && queue.empty() && running == 0 && done.empty();
             }
-            if (!finished.empty())
-                record(finished);
-            if (stop)
+            account(finished);
+            if (stop) {
+                // The last results; what the database refuses now is sent
+                // again after the restart (in flight at start).
+                for (int tries = 0; tries < 3 && (!unrecorded.empty() || !deferrals.empty()); ++tries)
+                    if (!turn())
+                        if (!unrecorded.empty())
+                            std::this_thread::sleep_for(std::chrono::milliseconds(100));
                 return;
+            }
             if (stopping) {
                 std::unique_lock l(mu);
                 dispatch_cv.wait_for(l, std::chrono::milliseconds(100), [&] { return !done.empty(); });
-                if (running == 0 && done.empty() && queue.empty())
-                    return;
             }
         }
     }

@@ -3,6 +3,9 @@
 #include "storage/state/connection.hpp"
 #include "storage/state/rows.hpp"
 
+#include <algorithm>
+#include <map>
+
 namespace pulsegate::storage::state {
 
 std::string_view to_string(job_state s) noexcept {
@@ -112,39 +115,97 @@ state_result<std::int64_t> delivery_repository::requeue_in_flight(std::int64_t n
     return n;
 }
 
+namespace {
+
+// Due pending jobs, oldest due first, at most `per_integration` of each
+// integration, offered to `admit`, up to `max`: marked in_flight.
+// The candidates come from the due index with a LIMIT, so a claim costs the
+// same whatever the backlog; an integration whose circuit opened has its
+// jobs deferred (defer_in), so they do not fill the window.
+state_result<void> claim_in(detail::connection& c, std::int64_t now_ms, std::size_t max, std::size_t per_integration,
+                            const std::function<bool(const delivery_job&)>& admit, std::vector<delivery_job>& out) {
+    out.clear();
+    if (max == 0)
+        return {};
+    std::vector<delivery_job> candidates;
+    auto s = c.prepare("SELECT " PULSEGATE_JOB_COLUMNS " FROM delivery_jobs WHERE state IN ('pending', 'in_flight') "
+                       "AND next_attempt_at <= ?1 AND state = 'pending' ORDER BY next_attempt_at, id LIMIT ?2",
+                       "claim delivery jobs: select");
+    if (!s)
+        return s.error();
+    s->bind(1, now_ms).bind(2, static_cast<std::int64_t>(std::max<std::size_t>(max * 8, 256)));
+    if (auto got = detail::collect(*s, candidates, job_from); !got)
+        return got;
+    auto u = c.prepare("UPDATE delivery_jobs SET state = 'in_flight', updated_at = ? WHERE id = ?",
+                       "claim delivery jobs: mark");
+    if (!u)
+        return u.error();
+    std::map<std::int64_t, std::size_t> taken;
+    for (auto& j : candidates) {
+        if (out.size() >= max)
+            break;
+        // At most per_integration of each integration are offered.
+        if (taken[j.integration]++ >= per_integration || !admit(j))
+            continue;
+        u->bind(1, now_ms).bind(2, j.id);
+        if (auto ran = u->run(); !ran)
+            return ran;
+        j.state = job_state::in_flight;
+        out.push_back(std::move(j));
+    }
+    return {};
+}
+
+state_result<std::int64_t> defer_in(detail::connection& c, std::int64_t integration, std::int64_t until_ms) {
+    auto s = c.prepare("UPDATE delivery_jobs SET next_attempt_at = ?2 WHERE integration = ?1 AND state IN "
+                       "('pending', 'in_flight') AND state = 'pending' AND next_attempt_at < ?2",
+                       "defer delivery jobs");
+    if (!s)
+        return s.error();
+    s->bind(1, integration).bind(2, until_ms);
+    if (auto ran = s->run(); !ran)
+        return ran.error();
+    return c.changes();
+}
+
+state_result<void> finish_in(detail::connection& c, std::span<const job_completion> done) {
+    if (done.empty())
+        return {};
+    auto ins = c.prepare("INSERT OR REPLACE INTO delivery_attempts (job, attempt, started_at, latency_ms, outcome, "
+                         "status, error) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM "
+                         "delivery_jobs WHERE id = ?1)",
+                         "record delivery attempt");
+    if (!ins)
+        return ins.error();
+    auto upd = c.prepare("UPDATE delivery_jobs SET state = ?2, attempts = attempts + ?3, next_attempt_at = ?4, "
+                         "last_error = ?5, updated_at = ?6 WHERE id = ?1",
+                         "update delivery job");
+    if (!upd)
+        return upd.error();
+    for (const auto& d : done) {
+        const auto& a = d.attempt;
+        if (d.counts) {
+            ins->bind(1, a.job).bind(2, a.attempt).bind(3, a.started_at_ms).bind(4, a.latency_ms);
+            ins->bind(5, to_string(a.outcome)).bind(6, a.status).bind(7, a.error);
+            if (auto ran = ins->run(); !ran)
+                return ran;
+        }
+        upd->bind(1, a.job).bind(2, to_string(d.state)).bind(3, d.counts ? 1 : 0);
+        upd->bind(4, d.next_attempt_at_ms).bind(5, a.error).bind(6, a.started_at_ms + a.latency_ms);
+        if (auto ran = upd->run(); !ran)
+            return ran;
+    }
+    return {};
+}
+
+} // namespace
+
 state_result<std::vector<delivery_job>> delivery_repository::claim_due(
     std::int64_t now_ms, std::size_t max, std::size_t per_integration,
     const std::function<bool(const delivery_job&)>& admit) {
     std::vector<delivery_job> out;
-    auto r = db_->write("claim delivery jobs", [&](detail::connection& c) -> state_result<void> {
-        out.clear();
-        std::vector<delivery_job> candidates;
-        auto s = c.prepare("SELECT " PULSEGATE_JOB_COLUMNS " FROM (SELECT *, row_number() OVER (PARTITION BY "
-                           "integration ORDER BY next_attempt_at, id) AS nth FROM delivery_jobs WHERE state IN "
-                           "('pending', 'in_flight') AND next_attempt_at <= ?1 AND state = 'pending') WHERE nth <= ?2 "
-                           "ORDER BY next_attempt_at, id LIMIT ?3",
-                           "claim delivery jobs: select");
-        if (!s)
-            return s.error();
-        s->bind(1, now_ms).bind(2, static_cast<std::int64_t>(per_integration)).bind(3, static_cast<std::int64_t>(max * 4));
-        if (auto got = detail::collect(*s, candidates, job_from); !got)
-            return got;
-        auto u = c.prepare("UPDATE delivery_jobs SET state = 'in_flight', updated_at = ? WHERE id = ?",
-                           "claim delivery jobs: mark");
-        if (!u)
-            return u.error();
-        for (auto& j : candidates) {
-            if (out.size() >= max)
-                break;
-            if (!admit(j))
-                continue;
-            u->bind(1, now_ms).bind(2, j.id);
-            if (auto ran = u->run(); !ran)
-                return ran;
-            j.state = job_state::in_flight;
-            out.push_back(std::move(j));
-        }
-        return {};
+    auto r = db_->write("claim delivery jobs", [&](detail::connection& c) {
+        return claim_in(c, now_ms, max, per_integration, admit, out);
     });
     if (!r)
         return r.error();
@@ -154,15 +215,10 @@ state_result<std::vector<delivery_job>> delivery_repository::claim_due(
 state_result<std::int64_t> delivery_repository::defer(std::int64_t integration, std::int64_t until_ms) {
     std::int64_t n = 0;
     auto r = db_->write("defer delivery jobs", [&](detail::connection& c) -> state_result<void> {
-        auto s = c.prepare("UPDATE delivery_jobs SET next_attempt_at = ?2 WHERE integration = ?1 AND state IN "
-                           "('pending', 'in_flight') AND state = 'pending' AND next_attempt_at < ?2",
-                           "defer delivery jobs");
-        if (!s)
-            return s.error();
-        s->bind(1, integration).bind(2, until_ms);
-        if (auto ran = s->run(); !ran)
-            return ran;
-        n = c.changes();
+        auto d = defer_in(c, integration, until_ms);
+        if (!d)
+            return d.error();
+        n = *d;
         return {};
     });
     if (!r)
@@ -173,33 +229,25 @@ state_result<std::int64_t> delivery_repository::defer(std::int64_t integration, 
 state_result<void> delivery_repository::finish(std::span<const job_completion> done) {
     if (done.empty())
         return {};
-    return db_->write("record delivery attempts", [&](detail::connection& c) -> state_result<void> {
-        auto ins = c.prepare("INSERT OR REPLACE INTO delivery_attempts (job, attempt, started_at, latency_ms, outcome, "
-                             "status, error) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM "
-                             "delivery_jobs WHERE id = ?1)",
-                             "record delivery attempt");
-        if (!ins)
-            return ins.error();
-        auto upd = c.prepare("UPDATE delivery_jobs SET state = ?2, attempts = attempts + ?3, next_attempt_at = ?4, "
-                             "last_error = ?5, updated_at = ?6 WHERE id = ?1",
-                             "update delivery job");
-        if (!upd)
-            return upd.error();
-        for (const auto& d : done) {
-            const auto& a = d.attempt;
-            if (d.counts) {
-                ins->bind(1, a.job).bind(2, a.attempt).bind(3, a.started_at_ms).bind(4, a.latency_ms);
-                ins->bind(5, to_string(a.outcome)).bind(6, a.status).bind(7, a.error);
-                if (auto ran = ins->run(); !ran)
-                    return ran;
-            }
-            upd->bind(1, a.job).bind(2, to_string(d.state)).bind(3, d.counts ? 1 : 0);
-            upd->bind(4, d.next_attempt_at_ms).bind(5, a.error).bind(6, a.started_at_ms + a.latency_ms);
-            if (auto ran = upd->run(); !ran)
-                return ran;
-        }
-        return {};
+    return db_->write("record delivery attempts", [&](detail::connection& c) { return finish_in(c, done); });
+}
+
+state_result<std::vector<delivery_job>> delivery_repository::cycle(
+    std::span<const job_completion> done, std::span<const std::pair<std::int64_t, std::int64_t>> defers,
+    std::int64_t now_ms, std::size_t max, std::size_t per_integration,
+    const std::function<bool(const delivery_job&)>& admit) {
+    std::vector<delivery_job> out;
+    auto r = db_->write("record and claim delivery jobs", [&](detail::connection& c) -> state_result<void> {
+        if (auto f = finish_in(c, done); !f)
+            return f;
+        for (const auto& [integration, until] : defers)
+            if (auto d = defer_in(c, integration, until); !d)
+                return d.error();
+        return claim_in(c, now_ms, max, per_integration, admit, out);
     });
+    if (!r)
+        return r.error();
+    return out;
 }
 
 state_result<std::optional<std::int64_t>> delivery_repository::next_due() const {

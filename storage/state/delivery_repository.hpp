@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pulsegate::storage::state {
@@ -64,6 +65,13 @@ public:
     state_result<std::int64_t> defer(std::int64_t integration, std::int64_t until_ms);
     // One transaction for all.
     state_result<void> finish(std::span<const job_completion> done);
+    // One turn of the dispatcher in one transaction (one fsync): finish
+    // `done`, defer (integration, until) pairs, then claim_due. Nothing of
+    // it stays if any part fails.
+    state_result<std::vector<delivery_job>> cycle(std::span<const job_completion> done,
+                                                  std::span<const std::pair<std::int64_t, std::int64_t>> defers,
+                                                  std::int64_t now_ms, std::size_t max, std::size_t per_integration,
+                                                  const std::function<bool(const delivery_job&)>& admit);
     // The earliest next_attempt_at of a pending job, if any.
     state_result<std::optional<std::int64_t>> next_due() const;
     // Newest first, with their attempts.

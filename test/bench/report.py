@@ -10,7 +10,8 @@ Telemetry rows get a second table (readings, points, delivered/acked, bytes
 written per point, stored vs acknowledged points) and the store-only query
 bench (scenario `query`, broker "store") a third. The rules scenarios
 (rules_throughput, rules_latency: brokers mosquitto, pg1, pg1_rules, pg2,
-pg2_rules; heartbeat_tick: broker "evaluator") get a section of their own.
+pg2_rules; heartbeat_tick: broker "evaluator") get a section of their own, and
+so does alert delivery (delivery: brokers pg1, pg2; pulsegate-hookbench).
 """
 import argparse
 import json
@@ -43,6 +44,10 @@ TARGET_POINTS_PER_S = 500_000
 # p99 under 2 ms under 20k readings/s.
 TARGET_RULES_RATIO = 0.8
 TARGET_DETECT_P99_US = 2000
+# The delivery issue's targets: publish -> webhook p99 under 20 ms on
+# loopback, at least 2,000 webhook deliveries/s to one fast receiver.
+TARGET_DELIVERY_P99_US = 20_000
+TARGET_DELIVERIES_PER_S = 2000
 PG_CONFIGS = [("pg1", "pulsegate (1 shard)"), ("pg2", "pulsegate (2 shards)")]
 
 QUERIES = [
@@ -455,6 +460,68 @@ def rules_section(data):
     return out
 
 
+def delivery_section(data):
+    """Alert delivery end to end: publish -> webhook latency and deliveries/s."""
+    rows_all = [d for d in data if d["scenario_id"] == "delivery"]
+    if not rows_all:
+        return []
+    out = ["", "## Alert delivery (`delivery`)", ""]
+    first = next((d for d in rows_all if "devices" in d), None)
+    if first:
+        out.append(
+            "pulsegate with `durability = \"relaxed\"`, `[delivery] allow_private_targets = [\"127.0.0.0/8\"]`, "
+            f"`workers = {first.get('delivery_workers', '?')}` (other [delivery] keys default: 4 sends in flight per "
+            "integration); one rule `probe > 999999`, one webhook integration to pulsegate-hookbench's receiver on "
+            "127.0.0.1 (answers 204 at once) and one route of `alert.opened` only. **Latency**: the probe device "
+            f"publishes a breach (QoS 0) every {2 * first['probe_interval_ms']:.0f} ms, a clear in between, for "
+            f"{first['warmup_s']:.0f} + {first['duration_s']:.0f} s (the warm-up's breaches do not count): breaching "
+            "PUBLISH written -> the receiver has read the webhook request carrying that value. **Throughput**: then "
+            f"{first['devices']:,} devices (known to pulsegate, their alerts closed) each publish one breach (QoS 1, "
+            "one connection, all written at once): deliveries/s = distinct alerts delivered / (last request read - "
+            "first PUBLISH written). Mosquitto has no alert delivery.")
+        out.append("")
+    out.append("| broker | publish -> webhook p50 / p99 / max (ms) | breaches (missing) | deliveries/s | "
+               "delivered in the burst; first / last request (ms after the first PUBLISH) | "
+               "broker CPU: latency / burst | retries, dead |")
+    out.append("|---|---|---|---|---|---|---|")
+    out.append("| mosquitto | n/a (no alert delivery) | | | | | |")
+    best_p99 = best_rate = None
+    for bid, name in PG_CONFIGS:
+        rows = rows_of(data, "delivery", bid)
+        fails = [d["error"] for d in rows_all if d["broker"] == bid and "error" in d]
+        if not rows:
+            if fails:
+                out.append(f"| {name} | FAILED: {'; '.join(sorted(set(fails)))} | | | | | |")
+            continue
+        ms = lambda key: "?" if median(rows, key) is None else f"{median(rows, key) / 1000:.1f}"
+        p99, rate = median(rows, "latency_p99_us"), median(rows, "deliveries_per_s")
+        if p99 is not None and (best_p99 is None or p99 < best_p99[0]):
+            best_p99 = (p99, name)
+        if rate is not None and (best_rate is None or rate > best_rate[0]):
+            best_rate = (rate, name)
+        worst_run = min(rows, key=lambda r: r.get("burst_delivered", 0))
+        note = f" ({len(fails)} failed run(s))" if fails else ""
+        out.append(f"| {name}{note} | **{ms('latency_p50_us')} / {ms('latency_p99_us')}** / {ms('latency_max_us')} | "
+                   f"{median(rows, 'latency_counted'):.0f} ({worst(rows, 'latency_missing')}) | **{k(rate)}/s** | "
+                   f"{worst_run.get('burst_delivered')} / {worst_run.get('devices')}; "
+                   f"{median(rows, 'burst_first_ms'):.0f} / {median(rows, 'burst_last_ms'):.0f} | "
+                   f"{median(rows, 'broker_cpu_pct_latency'):.0f}% / {median(rows, 'broker_cpu_pct_burst'):.0f}% | "
+                   f"{worst(rows, 'pg_retries'):.0f}, {worst(rows, 'pg_dead'):.0f} |")
+    out.append("")
+    if best_p99 or best_rate:
+        parts = []
+        if best_p99:
+            met = "met" if best_p99[0] < TARGET_DELIVERY_P99_US else "**not met**"
+            parts.append(f"publish -> webhook p99 < {TARGET_DELIVERY_P99_US / 1000:.0f} ms: best "
+                         f"{best_p99[0] / 1000:.1f} ms ({best_p99[1]}), {met}")
+        if best_rate:
+            met = "met" if best_rate[0] >= TARGET_DELIVERIES_PER_S else "**not met**"
+            parts.append(f">= {TARGET_DELIVERIES_PER_S:,} deliveries/s: best {best_rate[0]:,.0f}/s ({best_rate[1]}), {met}")
+        out.append("Targets of the delivery issue: " + "; ".join(parts) + ".")
+        out.append("")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -538,6 +605,7 @@ def main():
     lines.extend(telemetry_section(data))
     lines.extend(query_section(data))
     lines.extend(rules_section(data))
+    lines.extend(delivery_section(data))
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if a.out:

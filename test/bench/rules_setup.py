@@ -4,6 +4,7 @@ the REST API, for test/bench/run.sh.
 
     rules_setup.py --http 127.0.0.1:PORT --admin-password-file F
                    [--tenant default] [--metrics 100] [--per-metric 10] [--probe]
+                   [--webhook URL]
 
 The data dir was made by `pulsegate init --admin-password-file F`, so the
 only user is the operator_admin `admin`. As admin: create the tenant
@@ -18,6 +19,11 @@ alternating `> 1000 + j` and `< -1 - j`, so that a reading of one metric is
 evaluated against `per-metric` rules. --probe adds `probe > 999999`, which
 the latency scenario's probe device breaches with 1000000 + sequence and
 clears with 0.
+
+--webhook URL (scenario delivery) adds a webhook integration posting to URL
+and a route sending it the tenant's `alert.opened` events only (so the
+clearing readings' alert.closed events are not delivered). The daemon must
+allow the target (`[delivery] allow_private_targets` for loopback).
 
 Prints one JSON object: rules created and the seconds it took. Exit status
 1 with the API's answer on the first failure.
@@ -67,6 +73,7 @@ def main():
     ap.add_argument("--metrics", type=int, default=100)
     ap.add_argument("--per-metric", type=int, default=10)
     ap.add_argument("--probe", action="store_true")
+    ap.add_argument("--webhook", help="URL of a webhook receiver: integration + route of alert.opened")
     a = ap.parse_args()
 
     with open(a.admin_password_file) as f:
@@ -101,7 +108,15 @@ def main():
         c.call("POST", "/api/v1/rules", {"name": "bench-probe", "kind": "threshold", "metric": "probe", "op": ">",
                                          "value": 999999, "severity": "critical"}, ok=(201,))
         created += 1
-    print(json.dumps({"rules": created, "setup_s": round(time.monotonic() - t0, 3)}))
+    out = {"rules": created}
+    if a.webhook:
+        _, integ = c.call("POST", "/api/v1/integrations",
+                          {"name": "bench-hook", "type": "webhook", "config": {"url": a.webhook}}, ok=(201,))
+        _, route = c.call("POST", "/api/v1/routes", {"name": "bench-hook-opened", "integrations": [integ["id"]],
+                                                     "match": {"events": ["alert.opened"]}}, ok=(201,))
+        out.update(integration=integ["id"], route=route["id"])
+    out["setup_s"] = round(time.monotonic() - t0, 3)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@
 # needs 2 CPUs or more), so that the load generator never takes the
 # broker's core: latency then measures the broker, not the sharing.
 # Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed, and
-# `rules` for rules_throughput,rules_latency,heartbeat_tick.
+# `rules` for rules_throughput,rules_latency,heartbeat_tick. Scenario
+# `delivery` (pulsegate only) measures alert delivery to a webhook receiver.
 #
 # Environment:
 #   BUILD_DIR     build directory (default ./build; configured if missing)
@@ -25,6 +26,9 @@
 #   STORECHECK    use this pulsegate-storecheck (telemetry: stored points)
 #   QUERYBENCH    use this pulsegate-querybench (scenario query)
 #   RULESBENCH    use this pulsegate-rulesbench (scenario heartbeat_tick)
+#   HOOKBENCH     use this pulsegate-hookbench (scenario delivery)
+#   HOOK_WORKERS  [delivery] workers of pulsegate in scenario delivery (default 4)
+#   HOOK_DEVICES  devices breaching at once in scenario delivery (default 5000)
 #   MOSQUITTO     mosquitto binary (default: mosquitto on PATH or /usr/sbin)
 #   PG_EXTRA_TOML extra TOML appended to pulsegate's config
 #   BENCH_OUT     where results.md goes (default test/bench/results.md)
@@ -42,7 +46,7 @@ nice_level=""
 only_mosquitto=0
 runs=""
 scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle,telemetry_commit,telemetry_relaxed,query"
-scenarios+=",rules_throughput,rules_latency,heartbeat_tick"
+scenarios+=",rules_throughput,rules_latency,heartbeat_tick,delivery"
 jobs=${BUILD_JOBS:-2}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -65,9 +69,9 @@ if [[ -z "$runs" ]]; then
     if [[ $quick == 1 ]]; then runs=1; else runs=3; fi
 fi
 if [[ $quick == 1 ]]; then
-    dur=2; lat_dur=2; lat_warm=1; tel_dur=5; rules_dur=5; rules_lat_dur=5; hb_intervals=3; th_seconds=1
+    dur=2; lat_dur=2; lat_warm=1; tel_dur=5; rules_dur=5; rules_lat_dur=5; hb_intervals=3; th_seconds=1; hook_dur=5
 else
-    dur=5; lat_dur=5; lat_warm=1; tel_dur=10; rules_dur=10; rules_lat_dur=15; hb_intervals=6; th_seconds=3
+    dur=5; lat_dur=5; lat_warm=1; tel_dur=10; rules_dur=10; rules_lat_dur=15; hb_intervals=6; th_seconds=3; hook_dur=15
 fi
 # Telemetry: 1,000 devices, each with at most this many readings
 # unacknowledged (the default in-flight limit of Mosquitto's clients is 20).
@@ -87,6 +91,12 @@ rules_per_metric=10
 rules_mpr=4
 rules_bg_rate=20000
 rules_probe_ms=25
+# Delivery (README.md, "Alert delivery"): a probe reading every 25 ms (a
+# breach every 50 ms) for the latency, then 5,000 devices breaching at once
+# for deliveries/s; pulsegate's [delivery] workers.
+hook_probe_ms=25
+hook_devices=${HOOK_DEVICES:-5000}
+hook_workers=${HOOK_WORKERS:-4}
 expanded=""
 IFS=',' read -r -a requested <<< "$scenarios"
 for sc in "${requested[@]}"; do
@@ -138,6 +148,7 @@ fi
 storecheck=${STORECHECK:-}
 querybench=${QUERYBENCH:-}
 rulesbench=${RULESBENCH:-}
+hookbench=${HOOKBENCH:-}
 build_tool() { # VAR TARGET
     local target=$2
     say "building $target"
@@ -151,6 +162,7 @@ if [[ $only_mosquitto == 0 ]]; then
     if want_telemetry && [[ -z "$storecheck" ]]; then build_tool storecheck pulsegate-storecheck; fi
     if want query && [[ -z "$querybench" ]]; then build_tool querybench pulsegate-querybench; fi
     if want heartbeat_tick && [[ -z "$rulesbench" ]]; then build_tool rulesbench pulsegate-rulesbench; fi
+    if want delivery && [[ -z "$hookbench" ]]; then build_tool hookbench pulsegate-hookbench; fi
 fi
 
 pg_status=""
@@ -189,6 +201,8 @@ brokers_for() {
         rules_latency)
             if [[ -z "$pg_status" ]]; then echo "mosquitto pg1_rules pg2_rules"; else echo mosquitto; fi ;;
         heartbeat_tick) if [[ $only_mosquitto == 0 ]]; then echo "evaluator"; fi ;;
+        # Mosquitto delivers no alerts.
+        delivery) if [[ -z "$pg_status" ]]; then echo "pg1 pg2"; fi ;;
         telemetry_relaxed)
             local b=""
             want telemetry_commit || b="mosquitto"
@@ -205,8 +219,15 @@ pg_storage_toml() {
         telemetry_commit) echo 'durability = "commit"' ;;
         telemetry_relaxed) echo 'durability = "relaxed"' ;;
         # The rules rows measure the engine, not the disk.
-        rules_*) echo 'durability = "relaxed"' ;;
+        rules_*|delivery) echo 'durability = "relaxed"' ;;
     esac
+}
+
+# pulsegate's [delivery] section: loopback receivers are refused unless
+# allowed (the SSRF guard), and the hook receiver is on 127.0.0.1.
+pg_delivery_toml() {
+    [[ $1 == delivery ]] || return 0
+    printf '[delivery]\nallow_private_targets = ["127.0.0.0/8"]\nworkers = %s\n' "$hook_workers"
 }
 
 # ---- brokers ----
@@ -262,7 +283,7 @@ EOF
         pg1|pg2|pg1_rules|pg2_rules)
             conf=$dir/pulsegate.toml
             broker_http_port=$(free_port)
-            if [[ $scenario == rules_* ]]; then
+            if [[ $scenario == rules_* || $scenario == delivery ]]; then
                 # A known admin password: rules_setup.py logs in with it.
                 echo "bench-admin-password" > "$dir/admin.pw"
                 "$pulsegate" init --data-dir "$dir/data" --admin-password-file "$dir/admin.pw" \
@@ -286,6 +307,7 @@ data_dir = "$dir/data"
 $(pg_storage_toml "$scenario")
 [log]
 level = "warn"
+$(pg_delivery_toml "$scenario")
 ${PG_EXTRA_TOML:-}
 EOF
             (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${broker_pin[@]}" "${wrap[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
@@ -335,7 +357,7 @@ loadgen_args() {
         idle) echo "--scenario idle --connections 10000 --settle 3" ;;
         telemetry_commit|telemetry_relaxed)
             echo "--scenario telemetry --devices $tel_devices --window $tel_window --duration $tel_dur" ;;
-        query|heartbeat_tick) echo "" ;;
+        query|heartbeat_tick|delivery) echo "" ;;
         rules_throughput)
             echo "--scenario rules_ingest --devices $rules_devices --publishers $rules_conns --window $rules_window" \
                  "--metrics $rules_metrics --metrics-per-reading $rules_mpr --duration $rules_dur" ;;
@@ -343,7 +365,7 @@ loadgen_args() {
             echo "--scenario rules_latency --devices $rules_devices --publishers $rules_conns --rate $rules_bg_rate" \
                  "--metrics $rules_metrics --metrics-per-reading $rules_mpr --probe-interval-ms $rules_probe_ms" \
                  "--warmup $lat_warm --duration $rules_lat_dur" ;;
-        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query rules_throughput rules_latency heartbeat_tick rules)" ;;
+        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query rules_throughput rules_latency heartbeat_tick rules delivery)" ;;
     esac
 }
 
@@ -395,6 +417,48 @@ print(json.dumps(r))
 PY
 }
 
+# run_delivery BROKER RUN TAG: the broker is running; tenant, the probe rule,
+# a webhook integration to pulsegate-hookbench's receiver and a route of
+# alert.opened through the API, then pulsegate-hookbench (README.md, "Alert
+# delivery"); stops the broker and records the result.
+run_delivery() {
+    local b=$1 run=$2 tag=$3 hook_port rc=0 json=""
+    if [[ -z "$hookbench" ]]; then
+        stop_broker
+        echo "{\"scenario_id\":\"delivery\",\"broker\":\"$b\",\"run\":$run,\"error\":\"pulsegate-hookbench did not build\"}" >> "$results"
+        return
+    fi
+    hook_port=$(free_port)
+    if ! python3 "$here/rules_setup.py" --http "127.0.0.1:$broker_http_port" --admin-password-file "$work/$tag/admin.pw" \
+            --metrics 0 --probe --webhook "http://127.0.0.1:$hook_port/hook" > "$work/$tag/rules_setup.json" \
+            2> "$work/$tag/rules_setup.err"; then
+        say "ERROR: delivery setup failed against $b; rules_setup.py said:"
+        sed 's/^/    | /' "$work/$tag/rules_setup.err" >&2 || true
+        stop_broker
+        echo "{\"scenario_id\":\"delivery\",\"broker\":\"$b\",\"run\":$run,\"error\":\"delivery setup failed\"}" >> "$results"
+        return
+    fi
+    say "  setup: $(cat "$work/$tag/rules_setup.json")"
+    json=$("${prio[@]}" "${loadgen_pin[@]}" "$hookbench" --port "$broker_port" --hook-port "$hook_port" \
+        --http-port "$broker_http_port" --broker-pid "$broker_pid" --probe-interval-ms "$hook_probe_ms" \
+        --warmup "$lat_warm" --duration "$hook_dur" --devices "$hook_devices" 2> "$work/$tag/hookbench.err") || rc=$?
+    if [[ $rc != 0 || "$json" != "{"* ]]; then
+        say "ERROR: pulsegate-hookbench exited with $rc against $b; its stderr:"
+        sed 's/^/    | /' "$work/$tag/hookbench.err" >&2 || true
+        say "  broker log tail ($broker_log):"
+        tail -n 20 "$broker_log" | sed 's/^/    | /' >&2 || true
+    fi
+    stop_broker
+    [[ ${BENCH_KEEP_DATA:-0} == 1 ]] || rm -rf "$work/$tag/data"
+    if [[ "$json" != "{"* ]]; then
+        echo "{\"scenario_id\":\"delivery\",\"broker\":\"$b\",\"run\":$run,\"error\":\"hookbench failed\"}" >> "$results"
+        return
+    fi
+    json=${json%\}},\"delivery_workers\":$hook_workers}
+    record "$json" delivery "$b" "$run" "$rc" "$work/$tag"
+    say "  $(tail -n 1 "$results")"
+}
+
 # ---- runs ----
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 IFS=',' read -r -a scenario_list <<< "$scenarios"
@@ -442,6 +506,10 @@ for scenario in "${scenario_list[@]}"; do
             fi
             if ! start_broker "$b" "$tag" "$scenario"; then
                 echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"broker did not start\"}" >> "$results"
+                continue
+            fi
+            if [[ $scenario == delivery ]]; then
+                run_delivery "$b" "$run" "$tag"
                 continue
             fi
             extra=""
@@ -508,7 +576,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
-    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s"))$build_note" \
+    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s")$(want delivery && echo "; delivery ${lat_warm} + ${hook_dur} s"))$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
     --pin "$pin" \
