@@ -261,10 +261,15 @@ void init_library() {
 
 // Removes the USM users for (engine ID, name): net-snmp keeps the keys of
 // the first session that created one and would ignore changed passwords.
+// usm_get_user finds it in the list usm_remove_user unlinks it from, so the
+// removal cannot miss; what usm_remove_user returns is the new head of that
+// list (null once it is empty), not whether it removed anything.
 void forget_usm_user(const std::vector<unsigned char>& engine_id, const std::string& name) {
-    while (auto* u = usm_get_user(engine_id.data(), engine_id.size(), name.c_str())) {
-        if (usm_remove_user(u) == nullptr)
-            break;
+    for (int i = 0; i < 64; ++i) {
+        auto* u = usm_get_user(engine_id.data(), engine_id.size(), name.c_str());
+        if (u == nullptr)
+            return;
+        usm_remove_user(u);
         usm_free_user(u);
     }
 }
