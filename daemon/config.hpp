@@ -98,7 +98,7 @@ struct auth_config {
 struct delivery_config {
     std::vector<std::string> allow_private_targets;
     std::int64_t workers = 4;                   // threads sending
-    std::int64_t per_integration_concurrency = 4; // sends to one integration at once
+    std::int64_t per_integration_concurrency = 8; // sends to one integration at once
     std::int64_t max_attempts = 10;             // then the job is dead
     std::int64_t backoff_initial_ms = 1000;     // before the 2nd attempt; doubles per attempt
     std::int64_t backoff_max_ms = 300000;

@@ -286,7 +286,7 @@ struct outbox::impl {
         {
             std::lock_guard l(mu);
             const auto busy = queue.size() + running;
-            const auto want = opts.workers * 2;
+            const auto want = opts.workers * 4; // a turn hands out enough for the next one
             capacity = stopping || busy >= want ? 0 : want - busy;
         }
         if (capacity == 0 && unrecorded.empty() && deferrals.empty())

@@ -41,7 +41,7 @@ namespace pulsegate::engine {
 
 struct outbox_options {
     std::size_t workers = 4;
-    std::size_t per_integration = 4;          // jobs of one integration in flight at once
+    std::size_t per_integration = 8;          // jobs of one integration in flight at once
     std::int64_t backoff_initial_ms = 1000;
     std::int64_t backoff_max_ms = 300'000;
     std::size_t breaker_threshold = 5;        // retryable failures in a row that open the circuit

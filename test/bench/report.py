@@ -470,7 +470,7 @@ def delivery_section(data):
     if first:
         out.append(
             "pulsegate with `durability = \"relaxed\"`, `[delivery] allow_private_targets = [\"127.0.0.0/8\"]`, "
-            f"`workers = {first.get('delivery_workers', '?')}` (other [delivery] keys default: 4 sends in flight per "
+            f"`workers = {first.get('delivery_workers', '?')}` (other [delivery] keys default: 8 sends in flight per "
             "integration); one rule `probe > 999999`, one webhook integration to pulsegate-hookbench's receiver on "
             "127.0.0.1 (answers 204 at once) and one route of `alert.opened` only. **Latency**: the probe device "
             f"publishes a breach (QoS 0) every {2 * first['probe_interval_ms']:.0f} ms, a clear in between, for "
