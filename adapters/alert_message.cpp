@@ -1,5 +1,6 @@
 #include "adapters/alert_message.hpp"
 
+#include "adapters/json_fields.hpp"
 #include "common/time.hpp"
 
 #include <boost/json/parse.hpp>
@@ -10,31 +11,11 @@
 namespace pulsegate::adapters {
 
 namespace json = boost::json;
+using detail::int_of;
+using detail::number_of;
+using detail::text_of;
 
 namespace {
-
-std::string text_of(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-std::int64_t int_of(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr)
-        return 0;
-    if (v->is_int64())
-        return v->get_int64();
-    if (v->is_uint64())
-        return static_cast<std::int64_t>(v->get_uint64());
-    return 0;
-}
-
-std::optional<double> number_of(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr || !v->is_number())
-        return std::nullopt;
-    return v->to_number<double>();
-}
 
 void append_html(std::string& out, std::string_view s) {
     for (char c : s) {
@@ -51,6 +32,13 @@ void append_html(std::string& out, std::string_view s) {
 
 } // namespace
 
+std::string escape_html(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    append_html(out, s);
+    return out;
+}
+
 std::string format_value(const std::optional<double>& v) {
     if (!v)
         return {};
@@ -66,16 +54,22 @@ boost::system::result<alert_message> parse_alert_message(std::string_view payloa
     if (ec || !v.is_object())
         return bad;
     const auto& o = v.get_object();
-    const auto* a = o.if_contains("alert");
-    if (a == nullptr || !a->is_object())
-        return bad;
-    const auto& al = a->get_object();
     alert_message m;
     m.payload = std::string(payload);
     m.event = text_of(o, "event");
     m.tenant = text_of(o, "tenant");
     m.at = text_of(o, "at");
     m.at_ms = common::parse_rfc3339(m.at).value_or(0);
+    if (m.event == "digest") {
+        const auto* d = o.if_contains("digest");
+        if (d == nullptr || !d->is_object() || m.tenant.empty())
+            return bad;
+        return m;
+    }
+    const auto* a = o.if_contains("alert");
+    if (a == nullptr || !a->is_object())
+        return bad;
+    const auto& al = a->get_object();
     m.alert_id = int_of(al, "id");
     m.device = text_of(al, "device");
     m.rule_id = int_of(al, "rule");

@@ -19,7 +19,10 @@ struct alert_message {
     bool test = false;        // a synthetic alert from POST /api/v1/integrations/{id}/test
     std::string payload;      // the event JSON, sent as is by webhook (pulsegate format) and MQTT
 
-    std::string event;        // alert.opened | alert.acknowledged | alert.escalated | alert.closed
+    // alert.opened | alert.acknowledged | alert.escalated | alert.closed, or
+    // digest (engine/digest.hpp: no alert; the summary is in the payload,
+    // the fields below stay empty)
+    std::string event;
     std::string tenant;
     std::string at;           // RFC 3339, when the event happened
     std::int64_t at_ms = 0;
@@ -40,7 +43,8 @@ struct alert_message {
     std::map<std::string, std::string> labels; // the device's labels
 };
 
-// Reads an event JSON. Error (invalid_argument) when it is not one.
+// Reads an event JSON (an alert event or a digest). Error
+// (invalid_argument) when it is not one.
 boost::system::result<alert_message> parse_alert_message(std::string_view payload);
 
 // "{severity} on {device_id}: ..." templates: replaces {severity},
@@ -52,5 +56,8 @@ std::string render_template(std::string_view tmpl, const alert_message& m, bool 
 
 // A number as templates and traps show it: shortest round-trip form, "" if none.
 std::string format_value(const std::optional<double>& v);
+
+// `s` with & < > " ' as HTML entities.
+std::string escape_html(std::string_view s);
 
 } // namespace pulsegate::adapters

@@ -1,5 +1,7 @@
 #include "adapters/email_sender.hpp"
 
+#include "adapters/digest_text.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -395,7 +397,12 @@ std::string address_list(const std::vector<std::string>& addresses) {
 }
 
 std::string build_message(const settings& s, const alert_message& m) {
-    auto subject = render_template(s.subject_template, m);
+    // A digest has no alert for the templates: it has its own text.
+    std::optional<digest_text> digest;
+    if (m.event == "digest")
+        if (auto d = render_digest(m.payload))
+            digest = std::move(*d);
+    auto subject = digest ? digest->subject : render_template(s.subject_template, m);
     if (m.test)
         subject = "[test] " + subject;
     const auto boundary = "=_pulsegate_" + random_hex(12);
@@ -420,8 +427,8 @@ std::string build_message(const settings& s, const alert_message& m) {
         out += "Content-Transfer-Encoding: quoted-printable\r\n\r\n";
         out += quoted_printable(body);
     };
-    part("text/plain", render_template(s.text_template, m));
-    part("text/html", render_template(s.html_template, m, true));
+    part("text/plain", digest ? digest->text : render_template(s.text_template, m));
+    part("text/html", digest ? digest->html : render_template(s.html_template, m, true));
     out += "\r\n--" + boundary + "--\r\n";
     return out;
 }

@@ -1,5 +1,8 @@
 #include "daemon/delivery.hpp"
 
+#include "common/thread.hpp"
+#include "common/time.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -37,7 +40,7 @@ storage::state::secret_box make_box(const engine::server_key& key) {
 
 delivery::delivery(storage::state::database& db, const engine::server_key& key, const delivery_config& cfg)
     : guard_(make_guard(cfg)), box_(make_box(key)), webhook_(guard_), email_(guard_), snmp_(guard_), mqtt_(guard_),
-      router_(db, engine::router_options{.max_attempts = cfg.max_attempts}) {
+      router_(db, engine::router_options{.max_attempts = cfg.max_attempts}), digest_(db, box_, cfg.max_attempts) {
     engine::outbox_options o;
     o.workers = static_cast<std::size_t>(cfg.workers);
     o.per_integration = static_cast<std::size_t>(cfg.per_integration_concurrency);
@@ -55,9 +58,36 @@ delivery::delivery(storage::state::database& db, const engine::server_key& key, 
 
 delivery::~delivery() { stop(); }
 
-void delivery::start() { outbox_->start(); }
+void delivery::start() {
+    outbox_->start();
+    digest_stop_ = false;
+    digest_thread_ = std::thread([this] {
+        common::name_this_thread("pg-digest");
+        std::unique_lock lock(digest_mutex_);
+        while (!digest_stop_) {
+            lock.unlock();
+            if (auto n = digest_.run_due(common::now_ms()); !n)
+                spdlog::warn("digest: the due digests were not queued (next try in a minute) error={}",
+                             n.error().message);
+            else if (*n > 0) {
+                spdlog::info("digest: queued jobs={}", *n);
+                outbox_->notify();
+            }
+            lock.lock();
+            digest_wake_.wait_for(lock, std::chrono::minutes(1), [this] { return digest_stop_; });
+        }
+    });
+}
 
 void delivery::stop() {
+    if (digest_thread_.joinable()) {
+        {
+            std::lock_guard lock(digest_mutex_);
+            digest_stop_ = true;
+        }
+        digest_wake_.notify_all();
+        digest_thread_.join();
+    }
     if (outbox_)
         outbox_->stop();
 }

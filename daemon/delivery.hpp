@@ -14,12 +14,16 @@
 #include "adapters/target_guard.hpp"
 #include "adapters/webhook_sender.hpp"
 #include "daemon/config.hpp"
+#include "engine/digest.hpp"
 #include "engine/identity.hpp"
 #include "engine/outbox.hpp"
 #include "engine/router.hpp"
 #include "storage/state/secret_box.hpp"
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 namespace pulsegate::daemon {
 
@@ -35,6 +39,7 @@ public:
     engine::outbox& outbox() noexcept { return *outbox_; }
     const storage::state::secret_box& secrets() const noexcept { return box_; }
     const adapters::target_guard& guard() const noexcept { return guard_; }
+    engine::digest_service& digest() noexcept { return digest_; }
 
 private:
     adapters::target_guard guard_;
@@ -45,6 +50,11 @@ private:
     adapters::mqtt_sender mqtt_;
     engine::job_router router_;
     std::unique_ptr<engine::outbox> outbox_;
+    engine::digest_service digest_;
+    std::mutex digest_mutex_;
+    std::condition_variable digest_wake_;
+    bool digest_stop_ = false;
+    std::thread digest_thread_;
 };
 
 } // namespace pulsegate::daemon

@@ -207,7 +207,8 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
                                        .secrets = &alerts_out.secrets(),
                                        .guard = &alerts_out.guard(),
                                        .outbox = &alerts_out.outbox(),
-                                       .router = &alerts_out.router()};
+                                       .router = &alerts_out.router(),
+                                       .digest = &alerts_out.digest()};
     webui::add_device_routes(router_, *auth_, services);
     webui::add_token_routes(router_, *auth_, services);
     webui::add_operator_routes(router_, *auth_, services);
@@ -215,6 +216,7 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::add_alert_routes(router_, *auth_, services);
     webui::add_silence_routes(router_, *auth_, services);
     webui::add_integration_routes(router_, *auth_, services);
+    webui::add_digest_routes(router_, *auth_, services);
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;

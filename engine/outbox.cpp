@@ -151,6 +151,8 @@ struct outbox::impl {
         const auto t0 = std::chrono::steady_clock::now();
         if (auto m = adapters::parse_alert_message(w.job.payload); !m) {
             r = {outcome::failed, "", "the job's payload is not an alert event (the database was edited?)"};
+        } else if (m->event == "digest" && w.target->type != "email") {
+            r = {outcome::failed, "", "the digest goes to email integrations only"};
         } else {
             m->job_id = w.job.id;
             try {

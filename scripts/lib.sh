@@ -9,6 +9,7 @@ PG_PACKAGES=(
   doctest-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   liblmdb-dev libsqlite3-dev libsodium-dev libssl-dev
   libcurl4-openssl-dev libsnmp-dev snmptrapd snmp python3-aiosmtpd openssl
+  libhowardhinnant-date-dev tzdata
 )
 
 pg_log() { printf '==> %s\n' "$*" >&2; }

@@ -18,6 +18,7 @@ class lmdb_store;
 }
 namespace pulsegate::engine {
 class alert_control;
+class digest_service;
 class job_router;
 class outbox;
 }
@@ -46,6 +47,8 @@ struct api_services {
     const adapters::target_guard* guard = nullptr;
     engine::outbox* outbox = nullptr;
     engine::job_router* router = nullptr;
+    // The daily digest; null: its routes answer 503.
+    engine::digest_service* digest = nullptr;
 };
 
 void add_device_routes(router& r, auth& a, const api_services& s);   // webui/api_devices.cpp
@@ -55,5 +58,6 @@ void add_rule_routes(router& r, auth& a, const api_services& s);     // webui/ap
 void add_alert_routes(router& r, auth& a, const api_services& s);    // webui/api_alerts.cpp
 void add_silence_routes(router& r, auth& a, const api_services& s);  // webui/api_silences.cpp
 void add_integration_routes(router& r, auth& a, const api_services& s); // webui/api_integrations.cpp
+void add_digest_routes(router& r, auth& a, const api_services& s);      // webui/api_digest.cpp
 
 } // namespace pulsegate::webui

@@ -179,20 +179,8 @@ state_result<void> alert_repository::upsert(std::span<const alert_record> alerts
         }
         if (jobs.empty())
             return {};
-        auto j = c.prepare("INSERT INTO delivery_jobs (tenant, alert, integration, event, event_key, payload, state, "
-                           "attempts, max_attempts, next_attempt_at, created_at, updated_at) SELECT ?1, "
-                           "(SELECT id FROM alerts WHERE id = ?2), ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8, ?8 "
-                           "WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?3 AND tenant = ?1) "
-                           "ON CONFLICT (event_key, integration) DO NOTHING",
-                           "store delivery jobs");
-        if (!j)
-            return j.error();
-        for (const auto& job : jobs) {
-            j->bind(1, job.tenant).bind(2, job.alert).bind(3, job.integration).bind(4, job.event);
-            j->bind(5, job.event_key).bind(6, job.payload).bind(7, job.max_attempts).bind(8, job.created_at_ms);
-            if (auto r = j->run(); !r)
-                return r;
-        }
+        if (auto n = detail::insert_delivery_jobs(c, jobs); !n)
+            return n.error();
         return {};
     });
 }
@@ -280,6 +268,37 @@ state_result<std::int64_t> alert_repository::purge_closed_before(std::int64_t be
     return removed;
 }
 
+namespace {
+
+// The tenant's alerts that are not closed, per severity (zeros included).
+state_result<void> count_open_by_severity(detail::connection& c, std::string_view tenant, std::string_view operation,
+                                          std::map<severity, std::int64_t>& out) {
+    for (auto sev : {severity::critical, severity::major, severity::minor, severity::warning, severity::info})
+        out[sev] = 0;
+    auto s = c.prepare("SELECT severity, count(*) FROM alerts WHERE tenant = ? AND state <> 'closed' "
+                       "GROUP BY severity",
+                       operation);
+    if (!s)
+        return s.error();
+    s->bind(1, tenant);
+    std::optional<state_error> bad;
+    auto done = s->each([&](const detail::statement& row) {
+        if (auto sev = parse_severity(row.text(0)))
+            out[*sev] = row.int64(1);
+        else if (!bad)
+            bad = make_state_error(state_errc::corrupt, std::string(operation) + ": an alert of tenant " +
+                                                            std::string(tenant) +
+                                                            " has an unknown severity; restore a backup");
+    });
+    if (!done)
+        return done;
+    if (bad)
+        return *bad;
+    return {};
+}
+
+} // namespace
+
 state_result<alert_stats> alert_repository::stats(std::string_view tenant, std::int64_t now_ms, int days) const {
     constexpr std::string_view operation = "alert statistics";
     if (days < 1 || days > 366)
@@ -290,32 +309,13 @@ state_result<alert_stats> alert_repository::stats(std::string_view tenant, std::
     const std::int64_t window_start = window_end - days * ms_per_day;
 
     alert_stats out;
-    for (auto sev : {severity::critical, severity::major, severity::minor, severity::warning, severity::info})
-        out.open_by_severity[sev] = 0;
     out.per_day.resize(static_cast<std::size_t>(days));
     for (int i = 0; i < days; ++i)
         out.per_day[static_cast<std::size_t>(i)].day_start_ms = window_start + i * ms_per_day;
 
-    std::optional<state_error> bad;
     auto r = db_->read(operation, [&](detail::connection& c) -> state_result<void> {
-        auto by_sev = c.prepare("SELECT severity, count(*) FROM alerts WHERE tenant = ? AND state <> 'closed' "
-                              "GROUP BY severity",
-                              operation);
-        if (!by_sev)
-            return by_sev.error();
-        by_sev->bind(1, tenant);
-        auto done = by_sev->each([&](const detail::statement& row) {
-            if (auto sev = parse_severity(row.text(0)))
-                out.open_by_severity[*sev] = row.int64(1);
-            else if (!bad)
-                bad = make_state_error(state_errc::corrupt, std::string(operation) + ": an alert of tenant " +
-                                                                std::string(tenant) +
-                                                                " has an unknown severity; restore a backup");
-        });
-        if (!done)
-            return done;
-        if (bad)
-            return *bad;
+        if (auto d = count_open_by_severity(c, tenant, operation, out.open_by_severity); !d)
+            return d;
 
         // Per day: alerts opened that day, and alerts closed that day. The
         // window start is a midnight, so the quotient is the day's index.
@@ -351,6 +351,64 @@ state_result<alert_stats> alert_repository::stats(std::string_view tenant, std::
         return means->each([&](const detail::statement& row) {
             out.mean_time_to_ack_s = row.optional_real(0);
             out.mean_time_to_close_s = row.optional_real(1);
+        });
+    });
+    if (!r)
+        return r.error();
+    return out;
+}
+
+state_result<alert_summary> alert_repository::summary(std::string_view tenant, std::int64_t from_ms,
+                                                      std::int64_t to_ms, std::size_t top) const {
+    constexpr std::string_view operation = "alert summary";
+    if (from_ms >= to_ms)
+        return make_state_error(state_errc::invalid_argument,
+                                std::string(operation) + ": the period must end after it starts");
+    alert_summary out;
+    const auto limit = static_cast<std::int64_t>(std::min<std::size_t>(top, 100));
+    auto r = db_->read(operation, [&](detail::connection& c) -> state_result<void> {
+        auto counts = c.prepare("SELECT (SELECT count(*) FROM alerts WHERE tenant = ?1 AND opened_at >= ?2 AND "
+                                "opened_at < ?3), (SELECT count(*) FROM alerts WHERE tenant = ?1 AND "
+                                "closed_at >= ?2 AND closed_at < ?3)",
+                                operation);
+        if (!counts)
+            return counts.error();
+        counts->bind(1, tenant).bind(2, from_ms).bind(3, to_ms);
+        if (auto d = counts->each([&](const detail::statement& row) {
+                out.opened = row.int64(0);
+                out.closed = row.int64(1);
+            });
+            !d)
+            return d;
+
+        if (auto d = count_open_by_severity(c, tenant, operation, out.open_by_severity); !d)
+            return d;
+
+        auto devices = c.prepare("SELECT device, count(*) AS n, sum(count) AS repeats FROM alerts "
+                                 "WHERE tenant = ?1 AND opened_at >= ?2 AND opened_at < ?3 "
+                                 "GROUP BY device ORDER BY n DESC, repeats DESC, device LIMIT ?4",
+                                 operation);
+        if (!devices)
+            return devices.error();
+        devices->bind(1, tenant).bind(2, from_ms).bind(3, to_ms).bind(4, limit);
+        if (auto d = devices->each([&](const detail::statement& row) {
+                out.noisiest_devices.push_back({std::string(row.text(0)), row.int64(1), row.int64(2)});
+            });
+            !d)
+            return d;
+
+        // The rule's current name, or the one its alerts recorded when the
+        // rule is gone.
+        auto rules = c.prepare("SELECT a.rule, coalesce((SELECT name FROM rules WHERE id = a.rule), "
+                               "max(a.rule_name)), count(*) AS n, sum(a.count) AS repeats FROM alerts a "
+                               "WHERE a.tenant = ?1 AND a.opened_at >= ?2 AND a.opened_at < ?3 "
+                               "GROUP BY a.rule ORDER BY n DESC, repeats DESC, a.rule LIMIT ?4",
+                               operation);
+        if (!rules)
+            return rules.error();
+        rules->bind(1, tenant).bind(2, from_ms).bind(3, to_ms).bind(4, limit);
+        return rules->each([&](const detail::statement& row) {
+            out.noisiest_rules.push_back({row.int64(0), std::string(row.text(1)), row.int64(2), row.int64(3)});
         });
     });
     if (!r)

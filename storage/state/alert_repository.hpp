@@ -51,6 +51,26 @@ struct alert_stats {
     std::optional<double> mean_time_to_close_s;       // over alerts opened in the window and closed
 };
 
+// What happened to a tenant's alerts over a period (the daily digest).
+struct alert_summary {
+    std::int64_t opened = 0;                          // opened in [from, to)
+    std::int64_t closed = 0;                          // closed in [from, to)
+    std::map<severity, std::int64_t> open_by_severity; // not closed now (zeros included)
+    struct device_count {
+        std::string device;
+        std::int64_t alerts = 0; // opened in the period
+        std::int64_t repeats = 0; // their readings that repeated the condition
+    };
+    struct rule_count {
+        std::int64_t rule = 0;
+        std::string name;
+        std::int64_t alerts = 0;
+        std::int64_t repeats = 0;
+    };
+    std::vector<device_count> noisiest_devices; // most alerts first, at most `top`
+    std::vector<rule_count> noisiest_rules;
+};
+
 class alert_repository {
 public:
     explicit alert_repository(database& db) noexcept : db_(&db) {}
@@ -76,6 +96,11 @@ public:
     state_result<std::int64_t> purge_closed_before(std::int64_t before_ms);
     // The last `days` UTC days up to and including the one holding `now_ms`.
     state_result<alert_stats> stats(std::string_view tenant, std::int64_t now_ms, int days = 7) const;
+    // Alerts opened and closed in [from_ms, to_ms), those not closed now,
+    // and the `top` devices and rules that opened the most (ties: more
+    // repeats first, then by name or id).
+    state_result<alert_summary> summary(std::string_view tenant, std::int64_t from_ms, std::int64_t to_ms,
+                                        std::size_t top = 5) const;
 
 private:
     database* db_;

@@ -96,6 +96,46 @@ state_result<void> read_attempts(detail::connection& c, std::vector<delivery_ent
 
 } // namespace
 
+namespace detail {
+
+state_result<std::int64_t> insert_delivery_jobs(connection& c, std::span<const new_delivery_job> jobs) {
+    if (jobs.empty())
+        return std::int64_t{0};
+    auto j = c.prepare("INSERT INTO delivery_jobs (tenant, alert, integration, event, event_key, payload, state, "
+                       "attempts, max_attempts, next_attempt_at, created_at, updated_at) SELECT ?1, "
+                       "(SELECT id FROM alerts WHERE id = ?2), ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8, ?8 "
+                       "WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?3 AND tenant = ?1) "
+                       "ON CONFLICT (event_key, integration) DO NOTHING",
+                       "store delivery jobs");
+    if (!j)
+        return j.error();
+    std::int64_t inserted = 0;
+    for (const auto& job : jobs) {
+        j->bind(1, job.tenant).bind(2, job.alert).bind(3, job.integration).bind(4, job.event);
+        j->bind(5, job.event_key).bind(6, job.payload).bind(7, job.max_attempts).bind(8, job.created_at_ms);
+        if (auto r = j->run(); !r)
+            return r.error();
+        inserted += c.changes();
+    }
+    return inserted;
+}
+
+} // namespace detail
+
+state_result<std::int64_t> delivery_repository::enqueue(std::span<const new_delivery_job> jobs) {
+    std::int64_t inserted = 0;
+    auto r = db_->write("enqueue delivery jobs", [&](detail::connection& c) -> state_result<void> {
+        auto n = detail::insert_delivery_jobs(c, jobs);
+        if (!n)
+            return n.error();
+        inserted = *n;
+        return {};
+    });
+    if (!r)
+        return r.error();
+    return inserted;
+}
+
 state_result<std::int64_t> delivery_repository::requeue_in_flight(std::int64_t now_ms) {
     std::int64_t n = 0;
     auto r = db_->write("requeue delivery jobs", [&](detail::connection& c) -> state_result<void> {

@@ -50,6 +50,11 @@ class delivery_repository {
 public:
     explicit delivery_repository(database& db) noexcept : db_(&db) {}
 
+    // Inserts jobs made outside an alert's transaction (the daily digest),
+    // as alert_repository::upsert does: a job whose (event_key, integration)
+    // exists already, or whose integration is gone, is skipped. Returns how
+    // many were inserted.
+    state_result<std::int64_t> enqueue(std::span<const new_delivery_job> jobs);
     // Jobs left in_flight by a process that stopped before finishing them go
     // back to pending (sent again: receivers dedupe by the job id). Returns how many.
     state_result<std::int64_t> requeue_in_flight(std::int64_t now_ms);

@@ -1,9 +1,11 @@
 #pragma once
 // PRIVATE to storage/state/*_repository.cpp: what the repositories that
 // page by id share — the page size bound, id cursors, and reading every row
-// of a statement into records.
+// of a statement into records — and the outbox insert that alerts and the
+// digest share.
 
 #include "storage/state/connection.hpp"
+#include "storage/state/delivery_model.hpp"
 #include "storage/state/error.hpp"
 
 #include <algorithm>
@@ -11,11 +13,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pulsegate::storage::state::detail {
+
+// Inserts `jobs` as pending, inside the caller's transaction. A job whose
+// (event_key, integration) exists already, or whose integration is gone or
+// another tenant's, is skipped; its alert is kept only if it exists.
+// Returns how many were inserted. (delivery_repository.cpp)
+state_result<std::int64_t> insert_delivery_jobs(connection& c, std::span<const new_delivery_job> jobs);
 
 // A list's `limit`, clamped to 1..1000.
 inline std::int64_t page_limit(std::size_t limit) {

@@ -405,3 +405,87 @@ TEST_CASE("one breaching reading: webhook, email, SNMP v2c and v3, and MQTT all 
     CHECK_FALSE(payload->contains("sent_at"));
     CHECK_FALSE(sub.messages().pop(quiet_window));  // one message only
 }
+
+TEST_CASE("the daily digest: settings over REST, a preview, and a digest email sent now" *
+          doctest::skip(is_mosquitto())) {
+    smtp_receiver smtp;
+    world w(delivery_options());
+    auto t = w.make_tenant("acme", {{"s1"}, {"s2"}});
+    create_rule(t, R"({"name":"hot","kind":"threshold","metric":"temp","op":">","value":30,"severity":"critical"})");
+    const auto mail = create_integration(t, "mail", "email",
+                                         R"({"host":"127.0.0.1","port":)" + std::to_string(smtp.port()) +
+                                             R"(,"security":"starttls","username":)" + json_quote(smtp_user) +
+                                             R"(,"ca_file":)" + json_quote(smtp.cert()) +
+                                             R"(,"from":"digest@pulsegate.test","to":["boss@example.com"]})",
+                                         R"({"password":)" + json_quote(smtp_password) + "}");
+    const auto hook = create_integration(t, "hook", "webhook", R"({"url":"http://127.0.0.1:9/"})", "{}");
+
+    auto initial = ok(t.admin.get("/api/v1/digest"), "digest settings");
+    CHECK_FALSE(initial["enabled"].boolean());
+    CHECK(initial["hour"].num() == 8);
+    CHECK(initial["time_zone"].str() == "UTC");
+
+    // Refused, each naming its field, and nothing saved.
+    const std::pair<std::string, std::string> refused[] = {
+        {R"({"time_zone":"Mars/Olympus_Mons"})", "time_zone"},
+        {R"({"hour":25})", "hour"},
+        {R"({"integrations":[)" + std::to_string(hook) + "]}", "integrations"},
+        {R"({"integrations":[999999]})", "integrations"},
+        {R"({"enabled":true})", "integrations"},
+        {R"({"last_sent":"2026-01-01"})", "last_sent"},
+    };
+    for (auto const& [body, field] : refused) {
+        auto res = t.admin.put("/api/v1/digest", body);
+        INFO(body, " -> ", res.describe());
+        CHECK(res.status == 400);
+        CHECK(json_of(res)["error"]["field"].str() == field);
+    }
+    CHECK(ok(t.admin.get("/api/v1/digest"), "digest settings").dump() == initial.dump());
+    CHECK(t.admin.post("/api/v1/digest/send").status == 400); // no integrations chosen yet
+
+    auto saved = ok(t.admin.put("/api/v1/digest", R"({"enabled":true,"hour":7,"time_zone":"Europe/Berlin",)"
+                                                  R"("integrations":[)" + std::to_string(mail) + "]}"),
+                    "save digest settings");
+    CHECK(saved["enabled"].boolean());
+    CHECK(saved["hour"].num() == 7);
+    CHECK(saved["time_zone"].str() == "Europe/Berlin");
+    CHECK(saved["integrations"].dump() == "[" + std::to_string(mail) + "]");
+    CHECK(saved["last_sent"].is_string()); // the current period counts as sent: the first one comes at 07:00
+
+    device_client(w.b, t, "s1")->publish("d/s1/telemetry", R"({"temp":31})", 1);
+    poll_get(t.admin, "/api/v1/alerts?device=s1&status=open",
+             [](json_value const& v) { return v["items"].size() > 0; }, "the alert of s1");
+
+    auto preview = ok(t.admin.get("/api/v1/digest/preview"), "digest preview");
+    CHECK(preview["opened"].num() == 1);
+    CHECK(preview["closed"].num() == 0);
+    CHECK(preview["still_open"].num() == 1);
+    CHECK(preview["open_by_severity"]["critical"].num() == 1);
+    REQUIRE(preview["noisiest_devices"].size() == 1);
+    CHECK(preview["noisiest_devices"][0]["device"].str() == "s1");
+    REQUIRE(preview["noisiest_rules"].size() == 1);
+    CHECK(preview["noisiest_rules"][0]["name"].str() == "hot");
+
+    auto sent = t.admin.post("/api/v1/digest/send");
+    REQUIRE_MESSAGE(sent.status == 202, sent.describe());
+    CHECK(json_of(sent)["jobs"].num() == 1);
+    auto log = poll_get(t.admin, "/api/v1/deliveries?integration=" + std::to_string(mail),
+                        [](json_value const& v) {
+                            return v["items"].size() == 1 && v["items"][0]["status"].str() == "delivered";
+                        },
+                        "the digest delivered");
+    CHECK(log["items"][0]["event"].str() == "digest");
+    CHECK(log["items"][0]["alert"].is_null());
+
+    auto mails = smtp.messages();
+    REQUIRE_MESSAGE(mails.size() == 1, mails.size() << " mails");
+    auto const& m = mails[0];
+    CHECK(m["tls"].boolean());
+    CHECK(m["rcpt_tos"].dump() == R"(["boss@example.com"])");
+    CHECK(contains(m["subject"].str(), "[pulsegate] acme digest "));
+    CHECK(contains(m["subject"].str(), ": 1 opened, 0 closed, 1 still open"));
+    CHECK(m["headers"]["x-pulsegate-event"].str() == "digest");
+    CHECK_MESSAGE(contains(m["text"].str(), "s1: 1 alerts"), m["text"].str());
+    CHECK_MESSAGE(contains(m["text"].str(), "hot (rule "), m["text"].str());
+    CHECK_MESSAGE(contains(m["html"].str(), "<li>critical: 1</li>"), m["html"].str());
+}

@@ -18,6 +18,7 @@
 #include "storage/state/integration_repository.hpp"
 #include "storage/state/secret_box.hpp"
 #include "storage/state/tenant_repository.hpp"
+#include "test/result_string.hpp"
 #include "test/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -41,20 +42,6 @@ using namespace pulsegate::engine;
 namespace st = pulsegate::storage::state;
 namespace adapters = pulsegate::adapters;
 namespace json = boost::json;
-
-// A failed CHECK(result) prints the error's message.
-template <class T>
-struct doctest::StringMaker<boost::system::result<T, st::state_error>> {
-    static doctest::String convert(const boost::system::result<T, st::state_error>& r) {
-        return r ? "(a value)" : ("error: " + r.error().message).c_str();
-    }
-};
-template <class T>
-struct doctest::StringMaker<boost::system::result<T>> {
-    static doctest::String convert(const boost::system::result<T>& r) {
-        return r ? "(a value)" : ("error: " + r.error().message()).c_str();
-    }
-};
 
 namespace {
 
