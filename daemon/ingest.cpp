@@ -79,6 +79,7 @@ reason_code ingest::on_publish(const broker::message_ptr& m, const broker::ack_h
     readings_.fetch_add(1, std::memory_order_relaxed);
     points_.fetch_add(r.metrics.size(), std::memory_order_relaxed);
     if (rules_ != nullptr) rules_->stage(m->origin_shard, r.tenant, r.device, r.metrics);
+    if (listener_) listener_(r);
     return reason_code::success;
 }
 

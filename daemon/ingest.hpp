@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -56,6 +57,9 @@ public:
     // holds of refused appends. `rules` (may be null) sees every accepted
     // reading and heartbeat.
     void attach(broker::server& server, engine::rules_engine* rules = nullptr);
+    // Before the broker starts: `f` sees every accepted reading on the shard
+    // that decoded it (the web UI's live feed); it must not block.
+    void set_reading_listener(std::function<void(const storage::reading&)> f) { listener_ = std::move(f); }
 
     broker::protocol::reason_code on_publish(const broker::message_ptr& m, const broker::ack_hold& hold) override;
     // Hands the shard's readings to the rules engine in one go.
@@ -71,6 +75,7 @@ private:
     bool durable_;
     broker::server* server_ = nullptr;
     engine::rules_engine* rules_ = nullptr;
+    std::function<void(const storage::reading&)> listener_;
     std::vector<std::unique_ptr<engine::telemetry_decoder>> decoders_; // by shard
     std::atomic<std::uint64_t> readings_{0}, points_{0}, rejected_{0}, overloaded_{0};
     // Rejections are logged at most `log_burst` per second (a device

@@ -251,6 +251,7 @@ int serve(const config_path& path, bool demo) {
     }
     // Declared first: destroyed after the engine, whose sink it is.
     std::unique_ptr<alert_publisher> alert_events;
+    webui::live_feed live(**db); // the web UI's: alert events and readings as they happen
     engine::rules_engine rules(**db, engine::rules_engine_options{
                                          .heartbeat_grace_s = cfg.rules.heartbeat_grace_s,
                                          .alert_retention_days = cfg.rules.alert_retention_days,
@@ -264,6 +265,8 @@ int serve(const config_path& path, bool demo) {
         identity.attach(*server);
         alert_events = std::make_unique<alert_publisher>(*server);
         rules.add_live_sink(*alert_events);
+        rules.add_live_sink(live);
+        telemetry.set_reading_listener([&live](const storage::reading& r) { live.on_reading(r); });
         rules.set_router(alerts_out->router());
         rules.add_durable_sink(alerts_out->outbox());
         rules.start(); // open alerts, rules, devices; events queue up for the shards
@@ -273,7 +276,7 @@ int serve(const config_path& path, bool demo) {
         store->set_commit_handler(commit_reporter(*server, storage_ok));
         // Before the store starts: it observes the store's commit times.
         http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
-                                               *alerts_out, http_options{.listen = cfg.http.listen});
+                                               *alerts_out, http_options{.listen = cfg.http.listen, .live_feed = &live});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {

@@ -217,9 +217,19 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::add_silence_routes(router_, *auth_, services);
     webui::add_integration_routes(router_, *auth_, services);
     webui::add_digest_routes(router_, *auth_, services);
+    webui::add_live_feed_route(router_);
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;
+    if (opts.live_feed != nullptr) {
+        auto* live = opts.live_feed;
+        o.websockets.emplace_back("/api/v1/ws", live->acceptor(*auth_));
+        series_.push_back(metrics_.add_callback_gauge("pulsegate_live_feed_clients", "Open live feeds (/api/v1/ws)",
+                                                      [live] { return double(live->counts().clients); }));
+        series_.push_back(metrics_.add_callback_counter(
+            "pulsegate_live_feed_resyncs_total", "Live feed clients that fell behind and lost their backlog",
+            [live] { return double(live->counts().resyncs); }));
+    }
     http_ = std::make_unique<webui::http_server>(router_, metrics_, std::move(o));
 }
 

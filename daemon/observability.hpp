@@ -7,6 +7,7 @@
 #include "engine/identity.hpp"
 #include "webui/auth.hpp"
 #include "webui/http_server.hpp"
+#include "webui/live_feed.hpp"
 #include "webui/metrics.hpp"
 #include "webui/readiness.hpp"
 #include "webui/router.hpp"
@@ -40,6 +41,8 @@ struct http_options {
     std::string listen = "127.0.0.1:8080";
     unsigned threads = 2;
     webui::auth_options auth{};
+    // The web UI's live feed, served at /api/v1/ws; null: none (426 there).
+    webui::live_feed* live_feed = nullptr;
 };
 
 class observability {

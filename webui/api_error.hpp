@@ -32,6 +32,7 @@ inline constexpr std::string_view method_not_allowed = "method_not_allowed"; // 
 inline constexpr std::string_view conflict = "conflict";                     // 409
 inline constexpr std::string_view payload_too_large = "payload_too_large";   // 413
 inline constexpr std::string_view unsupported_media_type = "unsupported_media_type"; // 415
+inline constexpr std::string_view upgrade_required = "upgrade_required";     // 426
 inline constexpr std::string_view too_many_requests = "too_many_requests";   // 429
 inline constexpr std::string_view header_too_large = "header_too_large";     // 431
 inline constexpr std::string_view internal = "internal";                     // 500

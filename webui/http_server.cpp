@@ -20,6 +20,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <boost/url/parse.hpp>
 
 #include <spdlog/spdlog.h>
@@ -35,6 +37,7 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 namespace pulsegate::webui {
@@ -160,6 +163,13 @@ struct http_server::impl {
 
     asio::awaitable<void> accept_loop();
 
+    // The endpoint registered for `path`, if any.
+    const std::pair<std::string, websocket_acceptor>* websocket_for(std::string_view path) const {
+        for (const auto& e : opts.websockets)
+            if (e.first == path) return &e;
+        return nullptr;
+    }
+
     void forget(std::uint64_t id) {
         std::lock_guard lock(mutex);
         connections.erase(id);
@@ -199,7 +209,13 @@ public:
     void stop() {
         asio::post(stream_.get_executor(), [self = shared_from_this()] {
             self->stopping_ = true;
-            if (self->idle_) self->stream_.cancel();
+            if (self->websocket_) {
+                boost::system::error_code ignored; // closing either way
+                self->stream_.socket().close(ignored);
+                if (self->wake_) self->wake_->cancel();
+            } else if (self->idle_) {
+                self->stream_.cancel();
+            }
         });
     }
 
@@ -209,6 +225,9 @@ private:
     asio::awaitable<bool> async_send(response res, bool head, unsigned version, bool keep_alive);
     asio::awaitable<void> async_fail(response res, std::string_view route, std::string_view method,
                                      unsigned version, std::chrono::steady_clock::time_point start);
+    asio::awaitable<void> run_websocket(http::request<http::string_body> req,
+                                        std::shared_ptr<websocket_session> session);
+    asio::awaitable<void> websocket_writer(std::shared_ptr<websocket_session> session);
 
     http_server::impl& server_;
     beast::tcp_stream stream_;
@@ -217,6 +236,11 @@ private:
     const std::uint64_t id_;
     bool idle_ = false;     // waiting for a request (stop() may cut it)
     bool stopping_ = false; // stop() was called: no further request
+    // After an upgrade: the WebSocket over stream_, and the writer's wake-up.
+    std::optional<beast::websocket::stream<beast::tcp_stream&>> ws_;
+    std::optional<asio::steady_timer> wake_;
+    bool websocket_ = false;   // the handshake is done: stop() closes at once
+    bool reader_done_ = false; // the read loop has ended: the writer stops
 };
 
 } // namespace detail
@@ -308,6 +332,18 @@ asio::awaitable<void> http_connection::run() {
         ctx.headers = &req.base();
         ctx.body = req.body();
         ctx.remote = remote_;
+        if (beast::websocket::is_upgrade(req))
+            if (const auto* endpoint = server_.websocket_for(ctx.path)) {
+                auto outcome = endpoint->second(ctx);
+                if (auto* refused = std::get_if<response>(&outcome)) {
+                    co_await async_fail(std::move(*refused), endpoint->first, method, version, start);
+                    co_return;
+                }
+                server_.record(endpoint->first, method, http::status::switching_protocols, start);
+                co_await run_websocket(parser.release(),
+                                       std::move(std::get<std::shared_ptr<websocket_session>>(outcome)));
+                co_return;
+            }
         auto res = server_.routes.dispatch(ctx);
         const auto route = ctx.route.empty() ? unmatched_route : ctx.route;
         const auto status = res.status;
@@ -367,6 +403,64 @@ asio::awaitable<void> http_connection::async_fail(response res, std::string_view
         total += got;
     }
     idle_ = false;
+}
+
+asio::awaitable<void> http_connection::run_websocket(http::request<http::string_body> req,
+                                                     std::shared_ptr<websocket_session> session) {
+    namespace websocket = beast::websocket;
+    stream_.expires_never(); // the WebSocket keeps its own timeouts
+    auto& ws = ws_.emplace(stream_);
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = std::chrono::seconds(30);
+    timeouts.keep_alive_pings = true; // a peer that stops answering pings is closed
+    ws.set_option(timeouts);
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& r) { r.set(http::field::server, "pulsegate"); }));
+    ws.read_message_max(64 * 1024);
+    ws.text(true);
+    const auto [aec] = co_await ws.async_accept(req, token);
+    if (aec || stopping()) co_return;
+    websocket_ = true;
+    wake_.emplace(stream_.get_executor(), asio::steady_timer::time_point::max());
+    std::weak_ptr<http_connection> weak = shared_from_this();
+    session->opened([weak] {
+        if (auto self = weak.lock())
+            asio::post(self->executor(), [self] {
+                if (self->wake_) self->wake_->cancel();
+            });
+    });
+    asio::co_spawn(
+        executor(),
+        [self = shared_from_this(), session]() -> asio::awaitable<void> { co_await self->websocket_writer(session); },
+        [](std::exception_ptr e) { log_exception(e, "websocket writer"); });
+
+    beast::flat_buffer in;
+    for (;;) {
+        const auto [ec, n] = co_await ws.async_read(in, token);
+        if (ec) break;
+        if (ws.got_text())
+            session->received(std::string_view(static_cast<const char*>(in.data().data()), in.size()));
+        in.consume(in.size());
+    }
+    reader_done_ = true;
+    wake_->cancel();
+    session->closed();
+}
+
+asio::awaitable<void> http_connection::websocket_writer(std::shared_ptr<websocket_session> session) {
+    while (!reader_done_ && !stopping()) {
+        if (session->should_close()) {
+            co_await ws_->async_close(beast::websocket::close_code::policy_error, token);
+            co_return;
+        }
+        if (auto m = session->next_outgoing()) {
+            const auto [ec, n] = co_await ws_->async_write(asio::buffer(*m), token);
+            if (ec) co_return;
+            continue;
+        }
+        wake_->expires_at(asio::steady_timer::time_point::max());
+        co_await wake_->async_wait(token);
+    }
 }
 
 asio::awaitable<void> http_server::impl::accept_loop() {

@@ -26,6 +26,7 @@
 
 #include "webui/metrics.hpp"
 #include "webui/router.hpp"
+#include "webui/websocket.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -33,6 +34,8 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pulsegate::webui {
 
@@ -53,6 +56,9 @@ struct http_server_options {
     // How long stop() lets requests in progress finish before it cuts them.
     std::chrono::milliseconds stop_timeout{5'000};
     std::size_t max_connections = 512;
+    // WebSocket endpoints by exact path (webui/websocket.hpp). Upgrade
+    // requests to other paths are routed as plain requests.
+    std::vector<std::pair<std::string, websocket_acceptor>> websockets;
 };
 
 class http_server {
