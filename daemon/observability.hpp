@@ -1,8 +1,9 @@
 #pragma once
 // The daemon's HTTP listener ([http] listen): /healthz, /readyz (storage
 // writable, MQTT listening), /metrics (broker, identity, ingest and storage
-// counters in Prometheus format), /api/v1/openapi.json, and the REST API
-// (auth, devices, telemetry, tokens, operator routes).
+// counters in Prometheus format), /api/v1/openapi.json, the REST API
+// (auth, devices, telemetry, tokens, operator routes), and the web UI (/ and
+// /assets/{name}, webui/static_assets.hpp).
 
 #include "engine/identity.hpp"
 #include "webui/auth.hpp"

@@ -15,12 +15,15 @@ PG_PACKAGES=(
 pg_log() { printf '==> %s\n' "$*" >&2; }
 
 # Installs whatever of PG_PACKAGES is missing; does nothing (and needs no
-# root) when everything is there.
+# root) when everything is there. npm (for the web UI's libraries, see
+# pg_npm_ci) counts as there when it is on PATH, whatever installed it (CI
+# has Node 20 + npm from nodejs.org); otherwise Debian's nodejs and npm.
 pg_install_missing() {
   local missing=() p
   for p in "${PG_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   [ "${#missing[@]}" -eq 0 ] && return 0
   pg_log "installing missing packages: ${missing[*]}"
   local sudo=()
@@ -40,4 +43,19 @@ pg_setup() {
     pg_log "meson setup $dir $*"
     meson setup "$dir" "$@"
   fi
+}
+
+# Fetches the web UI's libraries (webui/ui/package-lock.json) into
+# webui/ui/node_modules/, which meson embeds into the binary (and refuses to
+# configure without). Runs `npm ci` only when node_modules is missing or
+# older than the lockfile; `npm ci` installs exactly what the lockfile says.
+pg_npm_ci() {
+  local ui=webui/ui
+  if [ -d "$ui/node_modules" ] && [ ! "$ui/package-lock.json" -nt "$ui/node_modules" ]; then
+    return 0
+  fi
+  pg_log "npm ci --prefix $ui"
+  # npm ci keeps node_modules' old mtime when nothing changed: touch it so
+  # the next run sees it up to date.
+  npm ci --prefix "$ui" --no-audit --no-fund && touch "$ui/node_modules"
 }

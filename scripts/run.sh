@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 pg_install_missing
+pg_npm_ci
 pg_setup build
 ninja -C build -j2 daemon/pulsegate
 exec ./build/daemon/pulsegate serve --config etc/pulsegate.toml "$@"

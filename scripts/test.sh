@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test and prints one summary line "N passed, M failed":
-#   1. installs missing Debian packages (scripts/lib.sh);
+#   1. installs missing Debian packages (scripts/lib.sh) and the web UI's
+#      npm libraries (npm ci, webui/ui/package-lock.json);
 #   2. build/       : every suite (meson test);
 #   3. build-asan/  : unit + integration suites under ASan + UBSan;
 #   4. build-fuzz/  : (when test/fuzz/ exists) each fuzz target, clang +
 #                     libFuzzer, 60 s from the seed corpus test/fuzz/corpus;
 #   5. counts: a doctest executable counts its test cases (one executable of
 #      40 cases = 40), any other meson test counts 1, a build failure or a fuzz
-#      run counts 1.
+#      run counts 1, a failed npm ci counts 1.
 # Exit status: 0 only if nothing failed. Used by .ci/run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,12 @@ run_suites() {
     echo "fail meson test in $dir" >>"$results"
   fi
 }
+
+# The web UI's libraries (npm ci): meson setup needs them. A failure is
+# counted, and the setups below then fail and are counted too.
+if ! pg_npm_ci; then
+  echo "fail npm ci" >>"$results"
+fi
 
 # ---- 2. every suite ----------------------------------------------------------
 if pg_setup build; then

@@ -58,7 +58,7 @@ struct http_server_options {
     std::size_t max_connections = 512;
     // WebSocket endpoints by exact path (webui/websocket.hpp). Upgrade
     // requests to other paths are routed as plain requests.
-    std::vector<std::pair<std::string, websocket_acceptor>> websockets;
+    std::vector<std::pair<std::string, websocket_acceptor>> websockets{};
 };
 
 class http_server {

@@ -1,5 +1,5 @@
 // 15: the daemon's HTTP listener: health, readiness and Prometheus metrics
-// that follow what the broker, ingest and storage do.
+// that follow what the broker, ingest and storage do; the embedded web UI.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -48,4 +48,26 @@ TEST_CASE("healthz, readyz and metrics follow the broker, ingest and storage") {
     CHECK(missing.status == 404);
     CHECK(missing.body.find("\"error\"") != std::string::npos);
     CHECK(http_get(port, "/api/v1/openapi.json").body.find("\"openapi\"") != std::string::npos);
+}
+
+TEST_CASE("the daemon serves the embedded web UI with its security and cache headers") {
+    if (is_mosquitto()) return;
+    broker_process b;
+    const auto port = b.http_port();
+    const auto index = http_get(port, "/");
+    REQUIRE_MESSAGE(index.status == 200, index.describe());
+    CHECK(index.header("Content-Type") == "text/html; charset=utf-8");
+    CHECK(index.body.find("<script type=\"module\" src=\"/assets/app.js\">") != std::string::npos);
+    CHECK(index.header("Content-Security-Policy").value_or("").starts_with("default-src 'self'; script-src 'self';"));
+    CHECK(index.header("Cache-Control") == "no-cache");
+    const auto etag = index.header("ETag");
+    REQUIRE(etag);
+    CHECK(http_get(port, "/", {{"If-None-Match", *etag}}).status == 304);
+
+    const auto js = http_get(port, "/assets/app.js", {{"Accept-Encoding", "gzip"}});
+    CHECK(js.status == 200);
+    CHECK(js.header("Content-Type") == "text/javascript; charset=utf-8");
+    CHECK(js.header("Content-Encoding") == "gzip");
+    CHECK(http_get(port, "/assets/uPlot.esm.js").status == 200);
+    CHECK(http_get(port, "/assets/nothing.js").status == 404);
 }

@@ -2,14 +2,17 @@
 // pattern) is documented under `paths` with the same template syntax, every
 // documented operation is registered, path parameters are declared, and
 // every "$ref" resolves. The route table is the daemon's: the built-in
-// routes, auth, and the REST resources of webui/api.hpp; routes added later
-// belong in full_routes below.
+// routes, auth, the REST resources of webui/api.hpp and the web UI's static
+// routes; routes added later belong in full_routes below. The UI routes
+// (static_route_patterns: "/", "/assets/{name}") serve the front end, not
+// the REST API, so they stay out of the document and out of the check.
 
 #include "webui/api.hpp"
 #include "webui/live_feed.hpp"
 #include "webui/auth.hpp"
 #include "webui/builtin_routes.hpp"
 #include "webui/openapi.hpp"
+#include "webui/static_assets.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -79,7 +82,13 @@ std::set<std::string> template_params(std::string_view pattern) {
     return out;
 }
 
+bool ui_route(std::string_view pattern) {
+    return std::find(std::begin(static_route_patterns), std::end(static_route_patterns), pattern) !=
+           std::end(static_route_patterns);
+}
+
 // What differs between the router and the document; empty when they agree.
+// The UI routes must not be documented.
 std::vector<std::string> mismatches(const router& r, const json::value& doc) {
     std::vector<std::string> out;
     const auto& paths = doc.at("paths").as_object();
@@ -88,6 +97,12 @@ std::vector<std::string> mismatches(const router& r, const json::value& doc) {
         const auto method = lower(http::to_string(route.method));
         const auto where = method + " " + route.pattern;
         registered.emplace(method, route.pattern);
+        if (ui_route(route.pattern)) {
+            if (paths.contains(route.pattern))
+                out.push_back(route.pattern + ": a web UI route, not part of the REST API: remove it from "
+                              "webui/openapi.json");
+            continue;
+        }
         const auto* item = paths.if_contains(route.pattern);
         const auto* op = item != nullptr ? item->as_object().if_contains(method) : nullptr;
         if (op == nullptr) {
@@ -125,6 +140,7 @@ struct full_routes {
         db = std::move(*opened);
         a = std::make_unique<auth>(*db, key);
         register_builtin_routes(r, m, checks);
+        register_static_routes(r);
         a->add_routes(r);
         const api_services s{db.get(), nullptr, &key, nullptr};
         add_device_routes(r, *a, s);
@@ -153,10 +169,10 @@ TEST_CASE("the OpenAPI document is OpenAPI 3.0 with the shared schemas") {
 
 TEST_CASE("the daemon's routes and the OpenAPI document agree") {
     full_routes all;
-    // 4 built-in, 3 auth, 9 devices and telemetry, 3 tokens, 14 operator,
-    // 6 rules, 5 alerts, 3 silences, 17 delivery (integrations, routes,
-    // deliveries, digest), 1 live feed.
-    REQUIRE(all.r.routes().size() == 65);
+    // 4 built-in, 2 web UI, 3 auth, 9 devices and telemetry, 3 tokens, 14
+    // operator, 6 rules, 5 alerts, 3 silences, 17 delivery (integrations,
+    // routes, deliveries, digest), 1 live feed.
+    REQUIRE(all.r.routes().size() == 67);
     const auto problems = mismatches(all.r, json::parse(openapi_document()));
     for (const auto& p : problems) FAIL_CHECK(p);
     CHECK(problems.empty());
@@ -172,6 +188,20 @@ TEST_CASE("the agreement check notices an undocumented route and a documented on
     REQUIRE(problems.size() == 2);
     CHECK(problems[0].starts_with("get /api/v1/undocumented/{id}: registered but not"));
     CHECK(problems[1].starts_with("get /api/v1/ghost: in webui/openapi.json but not registered"));
+}
+
+TEST_CASE("the web UI routes are registered but stay out of the OpenAPI document") {
+    full_routes all;
+    const auto routes = all.r.routes();
+    for (const auto pattern : static_route_patterns) {
+        CAPTURE(pattern);
+        CHECK(std::count(routes.begin(), routes.end(), route_info{http::verb::get, std::string(pattern)}) == 1);
+    }
+    auto doc = json::parse(openapi_document());
+    doc.at("paths").as_object()["/assets/{name}"] = json::parse(R"({"get": {"responses": {}}})");
+    const auto problems = mismatches(all.r, doc);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].starts_with("/assets/{name}: a web UI route"));
 }
 
 TEST_CASE("the security of every operation: schemes exist, cookie writes need the CSRF token") {
