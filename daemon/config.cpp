@@ -166,6 +166,10 @@ const std::vector<field>& fields() {
               .valid = is_listen_address,
               .set = [](config& c, const value& v) { c.http.listen = std::get<std::string>(v); },
               .get = [](const config& c) -> value { return c.http.listen; }},
+        field{.section = "http", .key = "ui_dir", .type = kind::string,
+              .expected = "a directory path, or \"\" for the UI built in", .valid = [](std::string_view) { return true; },
+              .set = [](config& c, const value& v) { c.http.ui_dir = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.http.ui_dir; }},
 
         field{.section = "storage", .key = "data_dir", .type = kind::string,
               .expected = "a non-empty directory path", .valid = is_non_empty,

@@ -57,6 +57,9 @@ struct mqtt_config {
 // accepted and validated now so configs written today stay valid).
 struct http_config {
     std::string listen = "127.0.0.1:8080";
+    // Front-end development: serve the UI from this webui/ui directory
+    // (src/ and node_modules/) instead of the copy embedded at build time.
+    std::string ui_dir;
 
     friend bool operator==(const http_config&, const http_config&) = default;
 };

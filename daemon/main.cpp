@@ -276,7 +276,7 @@ int serve(const config_path& path, bool demo) {
         store->set_commit_handler(commit_reporter(*server, storage_ok));
         // Before the store starts: it observes the store's commit times.
         http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
-                                               *alerts_out, http_options{.listen = cfg.http.listen, .live_feed = &live});
+                                               *alerts_out, http_options{.listen = cfg.http.listen, .live_feed = &live, .ui_dir = cfg.http.ui_dir});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {

@@ -198,7 +198,7 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
                                                 : webui::check_result::ok();
     });
     webui::register_builtin_routes(router_, metrics_, readiness_);
-    webui::register_static_routes(router_);
+    webui::register_static_routes(router_, opts.ui_dir);
     auth_ = std::make_unique<webui::auth>(db, key, opts.auth);
     auth_->add_routes(router_);
     const webui::api_services services{.db = &db,

@@ -44,6 +44,7 @@ struct http_options {
     webui::auth_options auth{};
     // The web UI's live feed, served at /api/v1/ws; null: none (426 there).
     webui::live_feed* live_feed = nullptr;
+    std::string ui_dir; // [http] ui_dir: "" serves the UI built in
 };
 
 class observability {

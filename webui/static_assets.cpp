@@ -1,5 +1,12 @@
 #include "webui/static_assets.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
@@ -68,6 +75,34 @@ response serve(const static_asset& a, const request_context& ctx) {
     return res;
 }
 
+// Development (register_static_routes with a dev_dir): the file, read now.
+std::string_view dev_content_type(std::string_view name) noexcept {
+    const auto dot = name.rfind('.');
+    const auto ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
+    if (ext == "html") return "text/html; charset=utf-8";
+    if (ext == "js") return "text/javascript; charset=utf-8";
+    if (ext == "css") return "text/css; charset=utf-8";
+    if (ext == "svg") return "image/svg+xml";
+    if (ext == "json") return "application/json";
+    if (ext == "png") return "image/png";
+    return "application/octet-stream";
+}
+
+std::optional<response> serve_from_dir(const std::filesystem::path& dir, std::string_view name) {
+    if (name.empty() || name.front() == '.' || name.find('/') != std::string_view::npos) return std::nullopt;
+    for (const auto& where : {dir / "src", dir / "node_modules" / "uplot" / "dist"}) {
+        std::ifstream in(where / std::string(name), std::ios::binary);
+        if (!in) continue;
+        response res;
+        add_ui_headers(res);
+        res.headers.emplace_back("Cache-Control", "no-store");
+        res.content_type = dev_content_type(name);
+        res.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        return res;
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 const static_asset* find_static_asset(std::string_view name) noexcept {
@@ -122,7 +157,24 @@ bool if_none_match_matches(std::string_view if_none_match, std::string_view etag
     }
 }
 
-void register_static_routes(router& r) {
+void register_static_routes(router& r, std::string_view dev_dir) {
+    if (!dev_dir.empty()) {
+        const std::filesystem::path dir(dev_dir);
+        spdlog::warn("web UI served from {} ([http] ui_dir: front-end development only)", dir.string());
+        const auto missing = [](std::string_view name) {
+            auto res = json_error(http::status::not_found, codes::not_found, "no asset \"" + std::string(name) + "\"");
+            add_ui_headers(res);
+            return res;
+        };
+        r.add(http::verb::get, static_route_patterns[0], [dir, missing](const request_context&) {
+            return serve_from_dir(dir, "index.html").value_or(missing("index.html"));
+        });
+        r.add(http::verb::get, static_route_patterns[1], [dir, missing](const request_context& ctx) {
+            const auto name = ctx.path_param("name");
+            return serve_from_dir(dir, name).value_or(missing(name));
+        });
+        return;
+    }
     r.add(http::verb::get, static_route_patterns[0], [](const request_context& ctx) {
         const auto* index = find_static_asset("index.html");
         if (index == nullptr) {

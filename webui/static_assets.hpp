@@ -8,7 +8,10 @@
 // base name and served at /assets/<name>; a front-end module imports the
 // others by that absolute URL ("/assets/api.js").
 //
-// Routes (register_static_routes):
+// Routes (register_static_routes; with a `dev_dir`, assets are read from
+// that webui/ui checkout on every request instead — <dir>/src/<name>, then
+// <dir>/node_modules/uplot/dist/<name> — with Cache-Control: no-store and
+// no ETag, so that front-end edits show on reload without a rebuild):
 //   GET /               index.html
 //   GET /assets/{name}  the asset; 404 not_found (the JSON error) otherwise
 // (GET routes answer HEAD too: the same headers, no body.)
@@ -66,7 +69,7 @@ inline constexpr std::string_view ui_content_security_policy =
 inline constexpr std::string_view static_route_patterns[] = {"/", "/assets/{name}"};
 
 // Adds GET / and GET /assets/{name}. The router must not have them yet.
-void register_static_routes(router& r);
+void register_static_routes(router& r, std::string_view dev_dir = {});
 
 // Whether an Accept-Encoding value accepts gzip: "gzip" or "x-gzip" with a
 // non-zero q, or else "*" with a non-zero q. Absent or empty: no.
