@@ -9,7 +9,7 @@ PG_PACKAGES=(
   doctest-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   liblmdb-dev libsqlite3-dev libsodium-dev libssl-dev
   libcurl4-openssl-dev libsnmp-dev snmptrapd snmp python3-aiosmtpd openssl
-  libhowardhinnant-date-dev tzdata
+  libhowardhinnant-date-dev tzdata chromium
 )
 
 pg_log() { printf '==> %s\n' "$*" >&2; }
@@ -47,15 +47,18 @@ pg_setup() {
 
 # Fetches the web UI's libraries (webui/ui/package-lock.json) into
 # webui/ui/node_modules/, which meson embeds into the binary (and refuses to
-# configure without). Runs `npm ci` only when node_modules is missing or
+# configure without), and the browser tests' (test/browser: playwright-core,
+# which drives Debian's chromium). Runs `npm ci` only when node_modules is missing or
 # older than the lockfile; `npm ci` installs exactly what the lockfile says.
 pg_npm_ci() {
-  local ui=webui/ui
-  if [ -d "$ui/node_modules" ] && [ ! "$ui/package-lock.json" -nt "$ui/node_modules" ]; then
-    return 0
-  fi
-  pg_log "npm ci --prefix $ui"
-  # npm ci keeps node_modules' old mtime when nothing changed: touch it so
-  # the next run sees it up to date.
-  npm ci --prefix "$ui" --no-audit --no-fund && touch "$ui/node_modules"
+  local dir
+  for dir in webui/ui test/browser; do
+    if [ -d "$dir/node_modules" ] && [ ! "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      continue
+    fi
+    pg_log "npm ci --prefix $dir"
+    # npm ci keeps node_modules' old mtime when nothing changed: touch it so
+    # the next run sees it up to date.
+    npm ci --prefix "$dir" --no-audit --no-fund && touch "$dir/node_modules" || return 1
+  done
 }
