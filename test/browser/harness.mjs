@@ -149,7 +149,7 @@ export async function browser() {
       const page = await context.newPage();
       page.on('console', (m) => {
         // 401/404 answers the UI handles show up as failed-resource lines.
-        if (m.type() === 'error' && !/status of 40[134]/.test(m.text())) problems.push(`console: ${m.text()}`);
+        if (m.type() === 'error' && !/status of 40[0134]/.test(m.text())) problems.push(`console: ${m.text()}`);
       });
       page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
       return page;
