@@ -73,8 +73,9 @@ export async function render(ctx) {
       const body = await api.get(`/api/v1/devices/${enc(id)}/telemetry?metric=${enc(m)}&from=${from}&to=${to}&max_points=600`);
       if (!ctx.isCurrent()) return;
       const pts = body.points ?? [];
-      const data = [pts.map((p) => p.ts / 1000), pts.map((p) => p.value),
-        pts.map((p) => p.min ?? p.value), pts.map((p) => p.max ?? p.value)];
+      const bucketed = body.source !== 'raw';
+      const data = [pts.map((p) => p.ts / 1000), pts.map((p) => p.value)];
+      if (bucketed) data.push(pts.map((p) => p.min ?? p.value), pts.map((p) => p.max ?? p.value));
       const css = getComputedStyle(document.documentElement);
       const accent = css.getPropertyValue('--accent').trim() || '#0b5cad';
       const muted = css.getPropertyValue('--muted').trim() || '#888';
@@ -85,8 +86,8 @@ export async function render(ctx) {
         legend: { show: true },
         axes: [axis, axis],
         series: [{}, { label: m, stroke: accent, width: 2 },
-          { label: 'min', stroke: muted, dash: [4, 4], width: 1, show: body.source !== 'raw' },
-          { label: 'max', stroke: muted, dash: [4, 4], width: 1, show: body.source !== 'raw' }],
+          ...(bucketed ? [{ label: 'min', stroke: muted, dash: [4, 4], width: 1 },
+            { label: 'max', stroke: muted, dash: [4, 4], width: 1 }] : [])],
       };
       const plot = new uPlot(opts, data, el);
       charts.set(m, { plot, data, el });
