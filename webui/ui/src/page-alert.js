@@ -24,7 +24,7 @@ export async function render(ctx) {
   let deliveries = await listAll(api, `/api/v1/deliveries?alert=${enc(id)}`, 500);
   if (!ctx.isCurrent()) return h('section');
   const canWrite = ctx.user.role === 'tenant_admin';
-  const box = h('div');
+  const box = h('div', { class: 'page' });
   const errBox = h('p', { class: 'form-error', role: 'alert' });
 
   function draw() {

@@ -91,6 +91,22 @@ export async function render(ctx) {
     },
   });
   ctx.onLeave(off);
+  // Live readings of the first devices (the feed takes at most 50 at once):
+  // latest values and last seen on the tiles.
+  let redraw = null;
+  for (const d of devices.slice(0, 40)) {
+    ctx.onLeave(live.subscribe({
+      device: d.id,
+      onTelemetry(msg) {
+        const cur = latest.get(d.id) ?? {};
+        for (const [m, v] of Object.entries(msg.values ?? {})) cur[m] = { ts: msg.ts, value: v };
+        latest.set(d.id, cur);
+        d.last_seen = new Date(msg.ts).toISOString();
+        if (!redraw) redraw = setTimeout(() => { redraw = null; if (ctx.isCurrent()) draw(); }, 250);
+      },
+    }));
+  }
+  ctx.onLeave(() => { if (redraw) clearTimeout(redraw); });
   const tick = setInterval(draw, 30000);
   ctx.onLeave(() => clearInterval(tick));
 
