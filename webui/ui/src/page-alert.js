@@ -47,11 +47,15 @@ export async function render(ctx) {
       h('section', { class: 'card' }, h('h2', null, 'Deliveries'),
         deliveries.length === 0 ? h('p', { class: 'muted' }, 'No deliveries for this alert.')
           : h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-            h('thead', null, h('tr', null, ['ID', 'Integration', 'Event', 'Status', 'Attempts', 'Last error', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
+            h('thead', null, h('tr', null, ['ID', 'Integration', 'Event', 'Status', 'Attempts', 'Error and attempts', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
             h('tbody', null, deliveries.map((d) => h('tr', { 'data-delivery-id': d.id },
               h('td', null, String(d.id)), h('td', null, String(d.integration)), h('td', null, d.event),
               h('td', null, d.status), h('td', null, `${d.attempts}/${d.max_attempts ?? '?'}`),
-              h('td', { class: 'msg' }, d.last_error ?? ''), h('td', { class: 'muted' }, fmtTime(d.updated_at)))))))));
+              h('td', { class: 'msg' }, d.last_error ?? '',
+                Array.isArray(d.attempt_log) && d.attempt_log.length > 0 && h('ol', { class: 'attempts' }, d.attempt_log.map((t) =>
+                  h('li', null, `${fmtTime(t.started_at)}: ${t.outcome ?? ''}`, t.status ? ` (${t.status})` : '',
+                    t.latency_ms !== undefined ? ` ${t.latency_ms} ms` : '', t.error ? ` — ${t.error}` : '')))),
+              h('td', { class: 'muted' }, fmtTime(d.updated_at)))))))));
   }
   draw();
   ctx.onLeave(live.subscribe({
