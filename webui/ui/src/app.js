@@ -152,7 +152,7 @@ async function render() {
     document.title = 'Not found · pulsegate';
     mount(main, h('section', { class: 'card' },
       h('h1', null, 'Page not found'),
-      h('p', null, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+      h('p', { 'data-not-found': '' }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
     return;
   }
 

@@ -10,12 +10,17 @@ import { enc, ago, fmtValue, listAll, activeAlerts, alertItem, liveStatus } from
 export const path = '/';
 export const title = 'Dashboard';
 export const nav = 'Dashboard';
-export const roles = ['tenant_admin', 'tenant_viewer'];
 
 // Not seen for this long: silent.
 const SILENT_AFTER_MS = 60 * 60 * 1000;
 
 export async function render(ctx) {
+  if (!ctx.user.tenant) {
+    // Operators have no tenant devices nor a tenant live feed.
+    return h('section', { 'data-page': 'dashboard', class: 'card' },
+      h('h1', null, 'Dashboard'),
+      h('p', null, 'Signed in as ', h('strong', null, ctx.user.username), ` (${ctx.user.role}). The device dashboard is for tenant users.`));
+  }
   let devices = [];
   const latest = new Map();      // device -> {metric: {ts, value}}
   const alerts = new Map();      // id -> alert (not closed)
