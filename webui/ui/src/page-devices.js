@@ -102,7 +102,7 @@ export async function render(ctx) {
       h('td', null, h('span', { class: `badge st-${d.status === 'enabled' ? 'ok' : 'off'}` }, d.status)),
       h('td', { class: 'muted' }, ago(d.last_seen)),
       h('td', null, metricCounts.has(d.id) ? String(metricCounts.get(d.id)) : '—'),
-      h('td', { class: 'actions' }, canWrite && [
+      h('td', null, canWrite && h('div', { class: 'actions' }, [
         h('button', { type: 'button', class: 'secondary', onclick: () => { editing = d.id; draw(); } }, 'Edit'),
         h('button', { type: 'button', class: 'secondary', onclick: async () => {
           if (!window.confirm(`Rotate the MQTT secret of ${d.id}? The old one stops working.`)) return;
@@ -114,7 +114,7 @@ export async function render(ctx) {
         h('button', { type: 'button', class: 'danger', onclick: async () => {
           if (!window.confirm(`Delete device ${d.id}? Its telemetry and alerts go with it.`)) return;
           try { await api.del(`/api/v1/devices/${enc(d.id)}`); await load(); draw(); } catch (err) { errBox.textContent = err.message; }
-        } }, 'Delete')]));
+        } }, 'Delete')])));
   }
 
   function draw() {
