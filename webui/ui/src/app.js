@@ -25,8 +25,13 @@ import { h, mount } from '/assets/dom.js';
 import { api, ApiError, session, setSession, clearSession, setFlash, takeFlash, setReturnTo } from '/assets/api.js';
 import * as loginPage from '/assets/page-login.js';
 import * as dashboardPage from '/assets/page-dashboard.js';
+import * as devicesPage from '/assets/page-devices.js';
+import * as devicePage from '/assets/page-device.js';
+import * as alertsPage from '/assets/page-alerts.js';
+import * as alertPage from '/assets/page-alert.js';
+import { live } from '/assets/live.js';
 
-const PAGES = [loginPage, dashboardPage];
+const PAGES = [loginPage, dashboardPage, devicesPage, devicePage, alertsPage, alertPage];
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
@@ -96,6 +101,7 @@ async function logout() {
       setFlash(`Logging out failed on the server (${err.message}); the session ends when it expires.`, 'warning');
     }
   }
+  live.stop();
   clearSession();
   navigate('/login');
 }
@@ -109,10 +115,8 @@ function renderTopbar(path) {
   mount(topbar,
     h('a', { class: 'brand', href: '#/' }, 'pulsegate'),
     h('nav', { class: 'nav' }, links),
-    h('span', { class: 'who' },
-      h('span', { class: 'who-name' }, user.username),
-      ' ',
-      h('span', { class: 'role' }, user.tenant ? `${user.role} · ${user.tenant}` : user.role)),
+    h('span', { class: 'who', title: user.tenant ? `${user.role} · ${user.tenant}` : user.role },
+      h('span', { class: 'who-name' }, user.username)),
     h('button', { type: 'button', class: 'secondary', onclick: logout }, 'Log out'));
 }
 
@@ -148,7 +152,7 @@ async function render() {
     document.title = 'Not found · pulsegate';
     mount(main, h('section', { class: 'card' },
       h('h1', null, 'Page not found'),
-      h('p', null, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+      h('p', { 'data-not-found': '' }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
     return;
   }
 

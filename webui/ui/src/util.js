@@ -1,0 +1,97 @@
+// Small helpers shared by the pages.
+
+import { h } from '/assets/dom.js';
+
+export const enc = encodeURIComponent;
+
+// "3 min ago" for an ISO time or epoch ms; "never" for null.
+export function ago(t) {
+  if (t === null || t === undefined) return 'never';
+  const ms = typeof t === 'number' ? t : Date.parse(t);
+  if (Number.isNaN(ms)) return String(t);
+  const s = Math.round((Date.now() - ms) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export function fmtTime(t) {
+  if (t === null || t === undefined) return '—';
+  const d = new Date(typeof t === 'number' ? t : Date.parse(t));
+  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+}
+
+export function fmtValue(v) {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 2 : 1);
+  if (v === null || v === undefined) return '—';
+  return String(v);
+}
+
+export function labelsText(labels) {
+  return Object.entries(labels ?? {}).map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join(', ');
+}
+
+export function parseLabels(text) {
+  const out = {};
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (!p) continue;
+    const i = p.indexOf('=');
+    if (i < 0) out[p] = '';
+    else out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
+  }
+  return out;
+}
+
+// All pages of a listing (follows next_cursor, up to `max` items).
+export async function listAll(api, path, max = 2000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api.get(`${path}${sep}limit=500${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+// The alerts that are not closed (open + acknowledged), newest first.
+export async function activeAlerts(api, extra = '') {
+  const [open, ack] = await Promise.all([
+    listAll(api, `/api/v1/alerts?status=open${extra}`),
+    listAll(api, `/api/v1/alerts?status=acknowledged${extra}`)]);
+  return [...open, ...ack].sort((a, b) => b.id - a.id);
+}
+
+export function severityBadge(sev) {
+  return h('span', { class: `badge sev-${String(sev).replace(/[^a-z]/g, '')}` }, sev);
+}
+
+export function statusBadge(status) {
+  return h('span', { class: `badge st-${String(status).replace(/[^a-z]/g, '')}`, 'data-status': '' }, status);
+}
+
+// A 404 from the API as the page's content.
+export function notFound(title, message) {
+  return h('section', { class: 'card' }, h('h1', null, title), h('p', { 'data-not-found': '', role: 'alert' }, message));
+}
+
+export function liveStatus(liveObj, onLeave) {
+  const el = h('span', { id: 'live-status', class: `live-status ${liveObj.state}`, role: 'status', 'aria-live': 'polite' }, liveObj.state);
+  const off = liveObj.onState((s) => { el.textContent = s; el.className = `live-status ${s}`; });
+  onLeave(off);
+  return el;
+}
+
+// A list item for an alert (dashboard, device page).
+export function alertItem(a) {
+  return h('li', { class: `alert-item sev-${String(a.severity).replace(/[^a-z]/g, '')}`, 'data-alert-id': a.id },
+    h('a', { href: `#/alerts/${a.id}` }, `#${a.id}`), ' ',
+    severityBadge(a.severity), ' ', statusBadge(a.status), ' ',
+    h('a', { href: `#/devices/${enc(a.device)}` }, a.device), ' ',
+    h('span', { class: 'msg' }, a.message), ' ',
+    h('span', { class: 'muted' }, ago(a.opened_at)));
+}
