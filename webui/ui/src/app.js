@@ -25,8 +25,10 @@ import { h, mount } from '/assets/dom.js';
 import { api, ApiError, session, setSession, clearSession, setFlash, takeFlash, setReturnTo } from '/assets/api.js';
 import * as loginPage from '/assets/page-login.js';
 import * as dashboardPage from '/assets/page-dashboard.js';
+import * as rulesPage from '/assets/page-rules.js';
+import * as integrationsPage from '/assets/page-integrations.js';
 
-const PAGES = [loginPage, dashboardPage];
+const PAGES = [loginPage, dashboardPage, rulesPage, integrationsPage];
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
@@ -144,11 +146,18 @@ async function render() {
 
   renderTopbar(path);
   showFlash(takeFlash());
-  if (!route || !allowed(route.page, session.user)) {
+  if (route && !allowed(route.page, session.user)) {
+    document.title = 'Not allowed · pulsegate';
+    mount(main, h('section', { class: 'card', 'data-page': 'forbidden' },
+      h('h1', null, 'Not allowed'),
+      h('p', { 'data-forbidden': true, role: 'alert' }, 'Your role cannot use this page. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+    return;
+  }
+  if (!route) {
     document.title = 'Not found · pulsegate';
     mount(main, h('section', { class: 'card' },
       h('h1', null, 'Page not found'),
-      h('p', null, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+      h('p', { 'data-not-found': true }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
     return;
   }
 
