@@ -27,8 +27,15 @@ import * as loginPage from '/assets/page-login.js';
 import * as dashboardPage from '/assets/page-dashboard.js';
 import * as rulesPage from '/assets/page-rules.js';
 import * as integrationsPage from '/assets/page-integrations.js';
+import * as opTenantsPage from '/assets/page-operator-tenants.js';
+import * as opUsersPage from '/assets/page-operator-users.js';
+import * as opDevicesPage from '/assets/page-operator-devices.js';
+import * as opAuditPage from '/assets/page-operator-audit.js';
+import * as opRejectedPage from '/assets/page-operator-rejected.js';
+import * as opHealthPage from '/assets/page-operator-health.js';
 
-const PAGES = [loginPage, dashboardPage, rulesPage, integrationsPage];
+const PAGES = [loginPage, dashboardPage, rulesPage, integrationsPage,
+  opTenantsPage, opUsersPage, opDevicesPage, opAuditPage, opRejectedPage, opHealthPage];
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
