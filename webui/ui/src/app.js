@@ -27,6 +27,11 @@ import * as loginPage from '/assets/page-login.js';
 import * as dashboardPage from '/assets/page-dashboard.js';
 import * as rulesPage from '/assets/page-rules.js';
 import * as integrationsPage from '/assets/page-integrations.js';
+import * as routesPage from '/assets/page-routes.js';
+import * as silencesPage from '/assets/page-silences.js';
+import * as tokensPage from '/assets/page-tokens.js';
+import * as digestPage from '/assets/page-digest.js';
+import * as deliveriesPage from '/assets/page-deliveries.js';
 import * as opTenantsPage from '/assets/page-operator-tenants.js';
 import * as opUsersPage from '/assets/page-operator-users.js';
 import * as opDevicesPage from '/assets/page-operator-devices.js';
@@ -34,7 +39,7 @@ import * as opAuditPage from '/assets/page-operator-audit.js';
 import * as opRejectedPage from '/assets/page-operator-rejected.js';
 import * as opHealthPage from '/assets/page-operator-health.js';
 
-const PAGES = [loginPage, dashboardPage, rulesPage, integrationsPage,
+const PAGES = [loginPage, dashboardPage, rulesPage, integrationsPage, routesPage, silencesPage, tokensPage, digestPage, deliveriesPage,
   opTenantsPage, opUsersPage, opDevicesPage, opAuditPage, opRejectedPage, opHealthPage];
 
 const main = document.getElementById('main');

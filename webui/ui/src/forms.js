@@ -97,7 +97,8 @@ export function table(columns, rows, rowAttrs = () => ({}), empty = 'Nothing her
     h('table', { class: 'list' },
       h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c.title)))),
       h('tbody', null, rows.map((r) => h('tr', rowAttrs(r),
-        columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title }, c.cell(r))))))));
+        columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title },
+          c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(r)) : c.cell(r))))))));
 }
 
 // Fetches every page of a list route (`next_cursor`), up to `max` items.
