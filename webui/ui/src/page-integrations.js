@@ -23,7 +23,7 @@ const TYPES = {
   },
   email: {
     config: [['host', 'Host', 'text'], ['port', 'Port', 'number'], ['security', 'Security', 'select', ['starttls', 'tls', 'none']],
-      ['username', 'Username', 'text'], ['from', 'From', 'text'], ['to', 'To', 'list']],
+      ['username', 'Login', 'text'], ['from', 'From', 'text'], ['to', 'To', 'list']],
     secrets: [['password', 'Password']],
   },
   snmp: {
@@ -33,7 +33,7 @@ const TYPES = {
     secrets: [['community', 'Community'], ['auth_password', 'Auth password'], ['priv_password', 'Privacy password']],
   },
   mqtt: {
-    config: [['url', 'URL', 'text'], ['username', 'Username', 'text'], ['topic_template', 'Topic template', 'text'],
+    config: [['url', 'URL', 'text'], ['username', 'Login', 'text'], ['topic_template', 'Topic template', 'text'],
       ['qos', 'QoS', 'select', ['0', '1']]],
     secrets: [['password', 'Password']],
   },

@@ -97,7 +97,7 @@ export async function render(ctx) {
     const thresholdBox = h('fieldset', { class: 'group' }, h('legend', null, 'Threshold'),
       field('Metric', metric), field('Operator', op), field('Value', value),
       field('For (seconds)', forS, { hint: 'The condition must hold this long.' }),
-      field('Clear value', clearValue, { hint: 'Optional hysteresis.' }));
+      field('Clear at', clearValue, { hint: 'Optional hysteresis: the alert clears when the metric is back at this.' }));
     const heartbeatBox = h('fieldset', { class: 'group' }, h('legend', null, 'Heartbeat'),
       field('Interval (seconds)', interval), field('Missed', missed, { hint: 'Silence of interval × missed opens NO_HEARTBEAT.' }));
     const deviceField = field('Device', scopeDevice, { name: 'scope.device' });
