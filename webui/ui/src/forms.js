@@ -152,15 +152,6 @@ export function formatLabels(labels) {
 
 export function when(ts) { return ts ? new Date(ts).toLocaleString() : '—'; }
 
-// The message shown when a tenant user opens an operator page.
-export function forbidden(name) {
-  return h('section', { 'data-page': name, class: 'card' },
-    h('h1', null, 'Not allowed'),
-    h('p', { 'data-forbidden': true, role: 'alert' }, 'This page is for operators only; your role cannot use it.'));
-}
-
 export function button(text, onclick, cls = 'secondary') {
   return h('button', { type: 'button', class: cls, onclick }, text);
 }
-
-export async function confirmed(text) { return window.confirm(text); }
