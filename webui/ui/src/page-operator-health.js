@@ -18,7 +18,9 @@ const FIGURES = [
   ['Storage points written', 'pulsegate_storage_points_written_total'],
   ['Storage series', 'pulsegate_storage_series'],
   ['Storage queued operations', 'pulsegate_storage_queued_operations'],
-  ['Outbox depth', 'pulsegate_delivery_outbox_depth'],
+  ['Outbox depth', 'pulsegate_delivery_outbox_depth'],   // shown once the daemon exports it
+  ['Delivery attempts', 'pulsegate_delivery_attempts_total'],
+  ['Delivery circuits opened', 'pulsegate_delivery_circuits_opened_total'],
   ['Deliveries delivered', 'pulsegate_delivery_delivered_total'],
   ['Delivery retries', 'pulsegate_delivery_retries_total'],
   ['Deliveries dead', 'pulsegate_delivery_dead_total'],
