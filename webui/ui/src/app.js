@@ -30,8 +30,21 @@ import * as devicePage from '/assets/page-device.js';
 import * as alertsPage from '/assets/page-alerts.js';
 import * as alertPage from '/assets/page-alert.js';
 import { live } from '/assets/live.js';
+import * as rulesPage from '/assets/page-rules.js';
+import * as integrationsPage from '/assets/page-integrations.js';
+import * as routesPage from '/assets/page-routes.js';
+import * as silencesPage from '/assets/page-silences.js';
+import * as tokensPage from '/assets/page-tokens.js';
+import * as digestPage from '/assets/page-digest.js';
+import * as deliveriesPage from '/assets/page-deliveries.js';
+import * as opTenantsPage from '/assets/page-operator-tenants.js';
+import * as opUsersPage from '/assets/page-operator-users.js';
+import * as opDevicesPage from '/assets/page-operator-devices.js';
+import * as opAuditPage from '/assets/page-operator-audit.js';
+import * as opRejectedPage from '/assets/page-operator-rejected.js';
+import * as opHealthPage from '/assets/page-operator-health.js';
 
-const PAGES = [loginPage, dashboardPage, devicesPage, devicePage, alertsPage, alertPage];
+const PAGES = [loginPage, dashboardPage, devicesPage, devicePage, alertsPage, alertPage, rulesPage, integrationsPage, routesPage, silencesPage, tokensPage, digestPage, deliveriesPage, opTenantsPage, opUsersPage, opDevicesPage, opAuditPage, opRejectedPage, opHealthPage];
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
@@ -148,11 +161,19 @@ async function render() {
 
   renderTopbar(path);
   showFlash(takeFlash());
-  if (!route || !allowed(route.page, session.user)) {
+  if (route && !allowed(route.page, session.user)) {
+    document.title = 'Not allowed · pulsegate';
+    mount(main, h('section', { class: 'card', 'data-page': 'forbidden' },
+      h('h1', null, 'Not allowed'),
+      h('p', { 'data-forbidden': true, role: 'alert' }, 'Your role cannot use this page. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+    return;
+  }
+  if (!route) {
     document.title = 'Not found · pulsegate';
     mount(main, h('section', { class: 'card' },
       h('h1', null, 'Page not found'),
       h('p', { 'data-not-found': '' }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
+      h('p', { 'data-not-found': true }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
     return;
   }
 
