@@ -173,7 +173,6 @@ async function render() {
     mount(main, h('section', { class: 'card' },
       h('h1', null, 'Page not found'),
       h('p', { 'data-not-found': '' }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
-      h('p', { 'data-not-found': true }, 'There is no page at ', h('code', null, `#${path}`), '. ', h('a', { href: '#/' }, 'Go to the dashboard'), '.')));
     return;
   }
 
