@@ -70,18 +70,16 @@ struct fleet::device_state final : mqtt::callback, mqtt::iaction_listener {
           gen(def.kind, def.role, o.schedule, o.seed, index) {}
 
     // mqtt::callback (Paho threads).
-    void connected(const std::string&) override {
-        up.store(true);
-        pending.store(false);
-    }
+    void connected(const std::string&) override { up.store(true); }
     void connection_lost(const std::string&) override { up.store(false); }
     void delivery_complete(mqtt::delivery_token_ptr) override { acked.fetch_add(1, std::memory_order_relaxed); }
     // mqtt::iaction_listener of connect() (Paho threads).
     void on_success(const mqtt::token&) override {
-        connects.fetch_add(1, std::memory_order_relaxed);
+        // Paho C++ 1.2 may report one connect's success twice: count the
+        // attempt once.
+        if (pending.exchange(false)) connects.fetch_add(1, std::memory_order_relaxed);
         ever_connected.store(true);
         up.store(true);
-        pending.store(false);
     }
     void on_failure(const mqtt::token& t) override {
         const int rc = t.get_return_code();

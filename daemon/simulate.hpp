@@ -67,7 +67,7 @@ struct fleet_options {
 
 struct fleet_stats {
     std::uint64_t published = 0;     // readings handed to the client library
-    std::uint64_t acknowledged = 0;  // delivery completions Paho reports (QoS 1: PUBACK received)
+    std::uint64_t acknowledged = 0;  // QoS 1: PUBACKs received (Paho reports nothing for QoS 0)
     std::uint64_t failed = 0;        // refused by the client library (connection gone, window full)
     std::uint64_t skipped = 0;       // due while the device was not connected
     std::uint64_t connects = 0;      // successful connects, reconnects included
