@@ -84,7 +84,10 @@ struct fleet::device_state final : mqtt::callback, mqtt::iaction_listener {
     void on_failure(const mqtt::token& t) override {
         const int rc = t.get_return_code();
         last_rc.store(rc);
-        if (is_auth_refusal(rc)) refusals.fetch_add(1, std::memory_order_relaxed);
+        if (is_auth_refusal(rc))
+            refusals.fetch_add(1, std::memory_order_relaxed);
+        else
+            failures.fetch_add(1, std::memory_order_relaxed);
         pending.store(false);
     }
 
@@ -97,7 +100,7 @@ struct fleet::device_state final : mqtt::callback, mqtt::iaction_listener {
     std::atomic<bool> pending{false}; // a connect is under way
     std::atomic<bool> ever_connected{false};
     std::atomic<int> last_rc{0};
-    std::atomic<std::uint64_t> acked{0}, connects{0}, refusals{0};
+    std::atomic<std::uint64_t> acked{0}, connects{0}, refusals{0}, failures{0};
 
     // Fleet thread only.
     steady::time_point next_attempt{};
@@ -190,6 +193,7 @@ void fleet::run() {
         due.emplace(started + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(std::max<std::size_t>(n, 1)), i);
 
     auto next_maintain = started;
+    bool unreachable_logged = false;
     auto next_report = started + opts_.report_every;
 
     auto maintain = [&](steady::time_point now) {
@@ -198,10 +202,17 @@ void fleet::run() {
             auto& d = *dp;
             if (const auto refusals = d.refusals.load(); refusals > d.refusals_logged) {
                 if (d.refusals_logged == 0)
-                    spdlog::warn("simulate: the broker refused device={} rc={} reason=\"{}\" — check its credentials "
-                                 "(pulsegate: user name {{tenant}}/{{device}} and the device secret)",
-                                 d.def.id, d.last_rc.load(), connack_reason(d.last_rc.load()));
+                    spdlog::warn("simulate: the broker refused a device, check its credentials (pulsegate: user name "
+                                 "{{tenant}}/{{device}} and the device secret) device={} rc={} reason={}",
+                                 d.def.id, d.last_rc.load(), logfmt_value(connack_reason(d.last_rc.load())));
                 d.refusals_logged = refusals;
+            }
+            if (!unreachable_logged && d.failures.load() > 0 && !d.ever_connected.load()) {
+                // Once per fleet: every device would say the same.
+                unreachable_logged = true;
+                spdlog::warn("simulate: cannot connect, is the broker running there? The devices keep trying, with a "
+                             "back-off up to 30 s server={} rc={}",
+                             opts_.server_uri, d.last_rc.load());
             }
             if (d.gen.silent(elapsed)) {
                 if (!d.silenced) {
