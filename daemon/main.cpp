@@ -5,13 +5,16 @@
 // listen), 2 command-line usage error.
 
 #include "broker/server.hpp"
+#include "common/time.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/alert_publisher.hpp"
 #include "daemon/delivery.hpp"
 #include "daemon/config.hpp"
+#include "daemon/demo.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
 #include "daemon/observability.hpp"
+#include "daemon/simulate.hpp"
 #include "engine/rules_engine.hpp"
 #include "daemon/log.hpp"
 #include "storage/lmdb_store.hpp"
@@ -25,6 +28,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -53,6 +57,14 @@ namespace {
 namespace asio = boost::asio;
 
 using config_path = std::optional<std::filesystem::path>;
+
+// `serve --demo` and its knobs (README, Demo).
+struct demo_settings {
+    bool enabled = false;
+    std::chrono::seconds breach_every{180};
+    std::chrono::seconds silent_after{60};
+    double rate = 1.0;
+};
 
 std::vector<std::string> environment_names() {
     std::vector<std::string> names;
@@ -166,7 +178,24 @@ private:
     std::chrono::steady_clock::time_point last_full_log_{};
 };
 
-int serve(const config_path& path, bool demo) {
+// Where a local client reaches `ep`: a wildcard address is reached on the
+// loopback of its family.
+std::string local_address(const asio::ip::tcp::endpoint& ep) {
+    auto addr = ep.address();
+    if (addr.is_unspecified())
+        addr = addr.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
+                            : asio::ip::address(asio::ip::address_v4::loopback());
+    return format_endpoint({addr, ep.port()});
+}
+
+// "127.0.0.1:8080" for the browser when HTTP listens on every address.
+std::string browsable(std::string address) {
+    if (address.starts_with("0.0.0.0:")) return "127.0.0.1" + address.substr(7);
+    if (address.starts_with("[::]:")) return "[::1]" + address.substr(4);
+    return address;
+}
+
+int serve(const config_path& path, const demo_settings& demo) {
     config cfg;
     try {
         cfg = load_config(path, process_env);
@@ -178,9 +207,6 @@ int serve(const config_path& path, bool demo) {
     spdlog::info("starting version={} config={}", PULSEGATE_VERSION, describe_path(path));
     for (const auto& name : unknown_env_overrides(environment_names()))
         spdlog::warn("environment variable is not a configuration key, ignored name={}", name);
-    if (demo)
-        spdlog::warn("--demo is not implemented yet: the demo tenant, devices, rules and simulated "
-                     "fleet arrive with a later issue; serving the plain broker");
 
     // Signals are caught from here on, before any broker thread exists, so
     // an early SIGTERM is a clean stop rather than the default action.
@@ -230,6 +256,21 @@ int serve(const config_path& path, bool demo) {
     }
     spdlog::info("storage opened dir={} durability={}", logfmt_value(data_dir.string()),
                  to_string(cfg.storage.durability_mode));
+    // Before the identity and the engine: they read devices, secrets and
+    // rules at start, so they see the demo without being told.
+    std::optional<demo_seed> demo_state;
+    if (demo.enabled) {
+        auto seeded = seed_demo(**db, *key, common::now_ms());
+        if (!seeded) {
+            spdlog::error("cannot set up the demo: {}", seeded.error().message);
+            return 1;
+        }
+        demo_state = std::move(*seeded);
+        spdlog::info("demo: tenant ready tenant={} tenant_created={} user_created={} devices_created={} "
+                     "rules_created={} devices={}",
+                     demo_tenant, demo_state->tenant_created, demo_state->user_created, demo_state->devices_created,
+                     demo_state->rules_created, demo_state->devices.size());
+    }
     mqtt_identity_options identity_opts;
     identity_opts.allow_anonymous = cfg.auth.allow_anonymous;
     identity_opts.anonymous_tenant = cfg.auth.anonymous_tenant;
@@ -310,6 +351,37 @@ int serve(const config_path& path, bool demo) {
     }
     spdlog::info("listening proto=http addr={}", http->address());
 
+    // The demo fleet connects like any device, over the MQTT listener.
+    std::unique_ptr<fleet> demo_fleet;
+    if (demo_state) {
+        fleet_options f;
+        f.server_uri = "tcp://" + local_address(server->local_endpoints().front());
+        f.devices = std::move(demo_state->devices);
+        f.rate = demo.rate;
+        f.qos = 1;
+        f.schedule = make_schedule(demo.breach_every, demo.silent_after);
+        f.seed = static_cast<std::uint64_t>(common::now_ms());
+        f.report_every = std::chrono::minutes(1);
+        try {
+            demo_fleet = std::make_unique<fleet>(std::move(f));
+            demo_fleet->start();
+        } catch (const std::exception& e) {
+            spdlog::error("demo: cannot start the simulated fleet error={}", logfmt_value(e.what()));
+            http->stop();
+            server->stop();
+            server->join();
+            store->stop();
+            return 1;
+        }
+        spdlog::info("demo: open http://{}/ and log in as {} / {}", browsable(http->address()), demo_user,
+                     demo_state->password);
+        spdlog::info("demo: {} simulated devices publish every {:.3g} s; demo-boiler breaches temperature > {} "
+                     "every {} s, dock-sensor goes silent after {} s; the password changes at every --demo start",
+                     demo_fleet->stats().devices, 1.0 / demo.rate, breach_threshold, demo.breach_every.count(),
+                     demo.silent_after.count());
+        sodium_memzero(demo_state->password.data(), demo_state->password.size());
+    }
+
     // stop() and join() run on their own thread so that a second SIGINT or
     // SIGTERM still gets through while a stop hangs: it exits at once.
     bool stopping = false;
@@ -327,6 +399,10 @@ int serve(const config_path& path, bool demo) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));
             stopper = std::thread([&] {
+                if (demo_fleet) {
+                    demo_fleet->stop(); // its devices disconnect while the broker still runs
+                    demo_fleet->join();
+                }
                 http->stop();
                 server->stop();
                 server->join();
@@ -386,14 +462,88 @@ int run(int argc, char** argv) {
     app.require_subcommand(0, 1);
 
     std::string serve_config;
-    bool demo = false;
+    demo_settings demo;
+    int demo_breach_every_s = 180;
+    int demo_silent_after_s = 60;
     auto* serve_cmd = app.add_subcommand("serve", "Run the broker in the foreground");
     serve_cmd->add_option("-c,--config", serve_config,
                           "Configuration file (TOML); without it: built-in defaults + PULSEGATE_* "
                           "environment");
-    serve_cmd->add_flag("--demo", demo,
-                        "Demo tenant, devices, rules and simulated fleet: NOT IMPLEMENTED YET "
-                        "(arrives with a later issue); for now it only logs a notice");
+    auto* demo_flag = serve_cmd->add_flag(
+        "--demo", demo.enabled,
+        "Create (once) the demo tenant, user, devices and rules and run a simulated fleet in-process; the "
+        "start-up log prints the UI address and the demo login (a new password at every --demo start)");
+    serve_cmd
+        ->add_option("--demo-breach-every-s", demo_breach_every_s,
+                     "With --demo: demo-boiler crosses the temperature threshold every this many seconds")
+        ->check(CLI::Range(static_cast<int>(min_breach_every.count()), 86400))
+        ->default_val(180)
+        ->needs(demo_flag);
+    serve_cmd
+        ->add_option("--demo-silent-after-s", demo_silent_after_s,
+                     "With --demo: dock-sensor goes silent this many seconds after the start (for 240 s, then "
+                     "again)")
+        ->check(CLI::Range(0, 86400))
+        ->default_val(60)
+        ->needs(demo_flag);
+    serve_cmd
+        ->add_option("--demo-rate", demo.rate, "With --demo: readings per second of each simulated device")
+        ->check(CLI::Range(0.01, 100.0))
+        ->default_val(1.0)
+        ->needs(demo_flag);
+
+    simulate_options sim;
+    std::string sim_credentials;
+    int sim_breach_every_s = 180;
+    int sim_silent_after_s = 60;
+    int sim_duration_s = 0;
+    int sim_report_every_s = 10;
+    bool sim_steady = false;
+    auto* simulate_cmd = app.add_subcommand(
+        "simulate", "Run a fleet of simulated devices publishing telemetry over MQTT (demo and load tool)");
+    simulate_cmd->add_option("--url", sim.url, "Broker, mqtt://host[:port]")->default_val(sim.url);
+    simulate_cmd->add_option("--tenant", sim.tenant, "Tenant of the devices (their user name {tenant}/{device})")
+        ->default_val(sim.tenant);
+    simulate_cmd->add_option("--devices", sim.devices, "Number of devices")
+        ->check(CLI::Range(1, 100000))
+        ->default_val(sim.devices);
+    simulate_cmd->add_option("--rate", sim.rate, "Readings per second of each device")
+        ->check(CLI::Range(0.001, 1000.0))
+        ->default_val(sim.rate);
+    simulate_cmd->add_option("--qos", sim.qos, "QoS of the telemetry publishes")
+        ->check(CLI::IsMember({0, 1}))
+        ->default_val(sim.qos);
+    simulate_cmd->add_option("--credentials", sim_credentials,
+                             "File of lines device,secret: the devices and their MQTT passwords (pulsegate with "
+                             "allow_anonymous = false); without it every device connects anonymously")
+        ->check(CLI::ExistingFile);
+    simulate_cmd->add_option("--username-format", sim.username_format,
+                             "MQTT user name of a device with --credentials; {tenant} and {device} are replaced")
+        ->default_val(sim.username_format);
+    simulate_cmd->add_option("--device-prefix", sim.device_prefix,
+                             "Device ids without --credentials: PREFIX001, PREFIX002, ...")
+        ->default_val(sim.device_prefix);
+    simulate_cmd->add_option("--topic-prefix", sim.topic_prefix,
+                             "Put before d/{device}/telemetry (e.g. t/acme/ on a plain broker such as Mosquitto)");
+    simulate_cmd->add_flag("--steady", sim_steady,
+                           "No incidents: nobody breaches the temperature threshold or goes silent");
+    simulate_cmd->add_option("--breach-every-s", sim_breach_every_s,
+                             "The first device (a boiler) crosses temperature > 80 every this many seconds")
+        ->check(CLI::Range(static_cast<int>(min_breach_every.count()), 86400))
+        ->default_val(180);
+    simulate_cmd->add_option("--silent-after-s", sim_silent_after_s,
+                             "The last device goes silent this many seconds after the start (for 240 s, then again)")
+        ->check(CLI::Range(0, 86400))
+        ->default_val(60);
+    simulate_cmd->add_option("--duration", sim_duration_s, "Stop after this many seconds (0: at SIGINT/SIGTERM)")
+        ->check(CLI::Range(0, 31 * 86400))
+        ->default_val(0);
+    simulate_cmd->add_option("--report-every-s", sim_report_every_s,
+                             "Log the published and acknowledged rates every this many seconds (0: never)")
+        ->check(CLI::Range(0, 86400))
+        ->default_val(10);
+    simulate_cmd->add_option("--seed", sim.seed, "Seed of the readings' noise (0: from the clock)")
+        ->default_val(0);
 
     auto* version_cmd = app.add_subcommand("version", "Print the version");
 
@@ -439,7 +589,7 @@ int run(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // CLI11's message and the usage of the (sub)command that failed.
         const CLI::App* where = &app;
-        for (const auto* sub : {serve_cmd, version_cmd, check_cmd, init_cmd, backup_cmd, restore_cmd})
+        for (const auto* sub : {serve_cmd, simulate_cmd, version_cmd, check_cmd, init_cmd, backup_cmd, restore_cmd})
             if (sub->parsed())
                 where = sub;
         std::cerr << "pulsegate: " << e.what() << "\n\n"
@@ -478,6 +628,17 @@ int run(int argc, char** argv) {
             return run_backup(data_dir, backup_dir, std::cout, std::cerr);
         return run_restore(data_dir, backup_dir, std::cout, std::cerr);
     }
+    if (*simulate_cmd) {
+        if (!sim_credentials.empty()) sim.credentials = std::filesystem::path(sim_credentials);
+        sim.incidents = !sim_steady;
+        sim.breach_every = std::chrono::seconds(sim_breach_every_s);
+        sim.silent_after = std::chrono::seconds(sim_silent_after_s);
+        sim.duration = std::chrono::seconds(sim_duration_s);
+        sim.report_every = std::chrono::seconds(sim_report_every_s);
+        return run_simulate(sim);
+    }
+    demo.breach_every = std::chrono::seconds(demo_breach_every_s);
+    demo.silent_after = std::chrono::seconds(demo_silent_after_s);
     return serve(path_of(serve_config), demo);
 }
 

@@ -74,8 +74,6 @@ broker_kind selected_broker() {
                                                               : broker_kind::pulsegate;
 }
 
-namespace {
-
 std::string pulsegate_binary() {
     if (char const* p = std::getenv("PULSEGATE_BIN"); p != nullptr && *p != '\0') return p;
 #ifdef MESON_BUILD_ROOT
@@ -84,6 +82,8 @@ std::string pulsegate_binary() {
     return "pulsegate";
 #endif
 }
+
+namespace {
 
 std::uint16_t pick_free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -277,6 +277,7 @@ void broker_process::start() {
         argv = {"/usr/sbin/mosquitto", "-c", config_path_};
     } else {
         argv = {pulsegate_binary(), "serve", "--config", config_path_};
+        argv.insert(argv.end(), opts_.serve_args.begin(), opts_.serve_args.end());
     }
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());

@@ -92,7 +92,13 @@ struct broker_options {
     // password (at least 8 characters). Unset: `serve` initialises the data
     // dir itself with a generated password nobody reads.
     std::optional<std::string> admin_password;
+    // pulsegate only: more arguments after `serve --config FILE` (e.g.
+    // "--demo"), at every start.
+    std::vector<std::string> serve_args;
 };
+
+// The daemon binary: $PULSEGATE_BIN, else MESON_BUILD_ROOT/daemon/pulsegate.
+std::string pulsegate_binary();
 
 // A broker child process on 127.0.0.1:<free port> with its config, data and
 // log in a fresh temp dir (removed on destruction unless the test failed).
