@@ -588,14 +588,30 @@ struct server::impl {
 
     impl(options o, authenticator* a, publish_observer* p, state_store* st) : core(std::move(o), a, p, st) {}
 
+    std::atomic<unsigned> next_shard{0};
+
     boost::asio::awaitable<void> accept_loop(detail::tcp::acceptor& acc);
+    detail::shard& pick_shard() { return *core.shards[next_shard.fetch_add(1) % core.shards.size()]; }
+    // Runs a connection over `s` on `target` (its thread); counted from here.
+    void serve(detail::shard& target, std::unique_ptr<stream> s);
 };
+
+void server::impl::serve(detail::shard& target, std::unique_ptr<stream> s) {
+    namespace asio = boost::asio;
+    core.connection_count.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(
+        target.ioc,
+        [&target, s = std::move(s)]() mutable -> asio::awaitable<void> {
+            auto c = std::make_shared<detail::connection>(target, std::move(s), target.owner.next_id.fetch_add(1));
+            co_await c->run();
+        },
+        [](std::exception_ptr e) { detail::log_exception(e, "connection"); });
+}
 
 boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& acc) {
     namespace asio = boost::asio;
-    unsigned next = 0;
     for (;;) {
-        auto& target = *core.shards[next++ % core.shards.size()];
+        auto& target = pick_shard();
         detail::tcp::socket sock(target.ioc);
         auto [ec] = co_await acc.async_accept(sock, detail::token);
         if (ec == asio::error::operation_aborted || core.stopping) co_return;
@@ -617,16 +633,18 @@ boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& ac
             co_await t.async_wait(detail::token);
             continue;
         }
-        core.connection_count.fetch_add(1, std::memory_order_relaxed);
-        asio::co_spawn(
-            target.ioc,
-            [&target, s = std::move(sock)]() mutable -> asio::awaitable<void> {
-                auto c = std::make_shared<detail::connection>(target, make_tcp_stream(std::move(s)),
-                                                              target.owner.next_id.fetch_add(1));
-                co_await c->run();
-            },
-            [](std::exception_ptr e) { detail::log_exception(e, "connection"); });
+        serve(target, make_tcp_stream(std::move(sock)));
     }
+}
+
+bool server::adopt(stream_factory make) {
+    if (!impl_->started || impl_->core.stopping) return false;
+    auto& target = impl_->pick_shard();
+    boost::asio::post(target.ioc, [this, &target, make = std::move(make)] {
+        if (impl_->core.stopping) return;
+        if (auto s = make(target.ioc)) impl_->serve(target, std::move(s));
+    });
+    return true;
 }
 
 server::server(options opts, authenticator* auth, publish_observer* observer, state_store* store)

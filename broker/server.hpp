@@ -11,6 +11,7 @@
 #include "broker/options.hpp"
 #include "broker/sys_topics.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
@@ -24,6 +25,7 @@ class authenticator;
 struct client_identity;
 class publish_observer;
 class state_store;
+class stream;
 
 class server {
 public:
@@ -43,6 +45,14 @@ public:
 
     // The bound addresses, in the order of options::listen (useful with port 0).
     std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+    // Serves an MQTT connection that arrived by another way (MQTT over
+    // WebSocket on the HTTP port). Picks a shard and calls `make` on its
+    // thread with its io_context; `make` returns the connection's stream,
+    // running on that io_context. Any thread; returns at once. False (and
+    // `make` is not called) when the server is not running.
+    using stream_factory = std::function<std::unique_ptr<stream>(boost::asio::io_context&)>;
+    bool adopt(stream_factory make);
 
     // Stops accepting, sends wills as the spec says for a server shutdown,
     // closes every connection (v5: DISCONNECT 0x8B) and stops the shards.

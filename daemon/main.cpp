@@ -317,7 +317,10 @@ int serve(const config_path& path, const demo_settings& demo) {
         store->set_commit_handler(commit_reporter(*server, storage_ok));
         // Before the store starts: it observes the store's commit times.
         http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
-                                               *alerts_out, http_options{.listen = cfg.http.listen, .live_feed = &live, .ui_dir = cfg.http.ui_dir});
+                                               *alerts_out, http_options{.listen = cfg.http.listen,
+                                                            .live_feed = &live,
+                                                            .ui_dir = cfg.http.ui_dir,
+                                                            .mqtt_max_packet_size = cfg.mqtt.max_packet_size});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {

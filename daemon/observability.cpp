@@ -3,6 +3,7 @@
 #include "broker/server.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
+#include "daemon/mqtt_websocket.hpp"
 #include "daemon/delivery.hpp"
 #include "engine/rules_engine.hpp"
 #include "webui/api.hpp"
@@ -223,6 +224,7 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;
+    o.websockets.emplace_back("/mqtt", mqtt_websocket_acceptor(server, opts.mqtt_max_packet_size));
     if (opts.live_feed != nullptr) {
         auto* live = opts.live_feed;
         o.websockets.emplace_back("/api/v1/ws", live->acceptor(*auth_));

@@ -14,6 +14,7 @@
 #include "webui/router.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ struct http_options {
     // The web UI's live feed, served at /api/v1/ws; null: none (426 there).
     webui::live_feed* live_feed = nullptr;
     std::string ui_dir; // [http] ui_dir: "" serves the UI built in
+    // MQTT over WebSocket at /mqtt: the broker's [mqtt] max_packet_size.
+    std::uint32_t mqtt_max_packet_size = 1048576;
 };
 
 class observability {

@@ -212,7 +212,7 @@ public:
             if (self->websocket_) {
                 boost::system::error_code ignored; // closing either way
                 self->stream_.socket().close(ignored);
-                if (self->wake_) self->wake_->cancel();
+                self->wake_websocket();
             } else if (self->idle_) {
                 self->stream_.cancel();
             }
@@ -236,11 +236,20 @@ private:
     const std::uint64_t id_;
     bool idle_ = false;     // waiting for a request (stop() may cut it)
     bool stopping_ = false; // stop() was called: no further request
-    // After an upgrade: the WebSocket over stream_, and the writer's wake-up.
+    // Wakes the WebSocket writer and a paused reader (on the strand).
+    void wake_websocket() {
+        if (wake_) wake_->cancel();
+        if (resume_) resume_->cancel();
+    }
+
+    // After an upgrade: the WebSocket over stream_, the writer's wake-up and
+    // the wake-up of a reader that the session paused.
     std::optional<beast::websocket::stream<beast::tcp_stream&>> ws_;
     std::optional<asio::steady_timer> wake_;
+    std::optional<asio::steady_timer> resume_;
     bool websocket_ = false;   // the handshake is done: stop() closes at once
     bool reader_done_ = false; // the read loop has ended: the writer stops
+    bool writer_done_ = false; // the writer closes the WebSocket: the reader stops
 };
 
 } // namespace detail
@@ -408,26 +417,27 @@ asio::awaitable<void> http_connection::async_fail(response res, std::string_view
 asio::awaitable<void> http_connection::run_websocket(http::request<http::string_body> req,
                                                      std::shared_ptr<websocket_session> session) {
     namespace websocket = beast::websocket;
+    const auto settings = session->settings();
     stream_.expires_never(); // the WebSocket keeps its own timeouts
     auto& ws = ws_.emplace(stream_);
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = std::chrono::seconds(30);
     timeouts.keep_alive_pings = true; // a peer that stops answering pings is closed
     ws.set_option(timeouts);
-    ws.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& r) { r.set(http::field::server, "pulsegate"); }));
-    ws.read_message_max(64 * 1024);
-    ws.text(true);
+    ws.set_option(websocket::stream_base::decorator([protocol = settings.subprotocol](websocket::response_type& r) {
+        r.set(http::field::server, "pulsegate");
+        if (!protocol.empty()) r.set(http::field::sec_websocket_protocol, protocol);
+    }));
+    ws.read_message_max(settings.max_message);
+    ws.binary(settings.binary);
     const auto [aec] = co_await ws.async_accept(req, token);
     if (aec || stopping()) co_return;
     websocket_ = true;
     wake_.emplace(stream_.get_executor(), asio::steady_timer::time_point::max());
+    resume_.emplace(stream_.get_executor(), asio::steady_timer::time_point::max());
     std::weak_ptr<http_connection> weak = shared_from_this();
     session->opened([weak] {
-        if (auto self = weak.lock())
-            asio::post(self->executor(), [self] {
-                if (self->wake_) self->wake_->cancel();
-            });
+        if (auto self = weak.lock()) asio::post(self->executor(), [self] { self->wake_websocket(); });
     });
     asio::co_spawn(
         executor(),
@@ -435,11 +445,18 @@ asio::awaitable<void> http_connection::run_websocket(http::request<http::string_
         [](std::exception_ptr e) { log_exception(e, "websocket writer"); });
 
     beast::flat_buffer in;
-    for (;;) {
+    while (!writer_done_ && !stopping()) {
+        if (!session->may_receive()) {
+            resume_->expires_at(asio::steady_timer::time_point::max());
+            co_await resume_->async_wait(token);
+            continue;
+        }
         const auto [ec, n] = co_await ws.async_read(in, token);
         if (ec) break;
-        if (ws.got_text())
+        if (ws.got_text() != settings.binary)
             session->received(std::string_view(static_cast<const char*>(in.data().data()), in.size()));
+        else if (settings.binary)
+            break; // MQTT over WebSocket: a text frame ends the connection
         in.consume(in.size());
     }
     reader_done_ = true;
@@ -449,8 +466,12 @@ asio::awaitable<void> http_connection::run_websocket(http::request<http::string_
 
 asio::awaitable<void> http_connection::websocket_writer(std::shared_ptr<websocket_session> session) {
     while (!reader_done_ && !stopping()) {
-        if (session->should_close()) {
-            co_await ws_->async_close(beast::websocket::close_code::policy_error, token);
+        if (const auto close = session->should_close(); close != websocket_close::none) {
+            const auto code = close == websocket_close::normal ? beast::websocket::close_code::normal
+                                                               : beast::websocket::close_code::policy_error;
+            writer_done_ = true;
+            resume_->cancel(); // a paused reader ends instead of waiting
+            co_await ws_->async_close(code, token);
             co_return;
         }
         if (auto m = session->next_outgoing()) {

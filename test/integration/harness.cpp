@@ -921,8 +921,11 @@ std::size_t message_queue::size() const {
 // ---------------------------------------------------------------- paho ----
 
 paho_client::paho_client(broker_process const& b, std::string client_id, int version)
+    : paho_client(b.uri(), std::move(client_id), version) {}
+
+paho_client::paho_client(std::string const& server_uri, std::string client_id, int version)
     : version_(version),
-      cli_(b.uri(), client_id, mqtt::create_options(version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1),
+      cli_(server_uri, client_id, mqtt::create_options(version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1),
            nullptr) {
     cli_.set_message_callback([this](mqtt::const_message_ptr m) {
         message out;

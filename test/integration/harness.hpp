@@ -367,6 +367,8 @@ private:
 class paho_client {
 public:
     paho_client(broker_process const& b, std::string client_id, int version = 4);
+    // To another address: "ws://127.0.0.1:PORT/mqtt", "ssl://...".
+    paho_client(std::string const& server_uri, std::string client_id, int version = 4);
     ~paho_client();
 
     mqtt::async_client& raw() { return cli_; }
