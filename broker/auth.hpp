@@ -37,6 +37,8 @@ struct connect_info {
     std::optional<std::string_view> password;
     protocol::protocol_version version = protocol::protocol_version::v5;
     std::string_view remote_address;
+    // "tenant/device" named by a verified TLS client certificate, or empty.
+    std::string_view certificate;
 };
 
 // The identity, or the reason code to refuse the connection with

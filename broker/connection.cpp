@@ -53,7 +53,8 @@ bool is_v5(p::protocol_version v) { return v == p::protocol_version::v5; }
 } // namespace
 
 connection::connection(shard& owner, std::unique_ptr<stream> s, std::uint64_t id)
-    : shard_(owner), stream_(std::move(s)), id_(id), remote_(stream_->remote_address()) {
+    : shard_(owner), stream_(std::move(s)), id_(id), remote_(stream_->remote_address()),
+      certificate_(stream_->certificate_identity()) {
     opened_at_ = last_rx_ = clock::now();
     shard_.connections.emplace(id_, this);
     shard_.counters.connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -203,7 +204,7 @@ struct pending_auth final : auth_completion, std::enable_shared_from_this<pendin
 
 asio::awaitable<std::optional<auth_result>> connection::async_authenticate(const p::connect& c) {
     auto pending = std::make_shared<pending_auth>(shard_.ioc);
-    const connect_info info{c.client_id, c.username, c.password, c.version, remote_};
+    const connect_info info{c.client_id, c.username, c.password, c.version, remote_, certificate_};
     if (auto now = shard_.owner.auth->authenticate(info, pending)) co_return now;
     pending->timer.expires_at(opened_at_ + shard_.opts.connect_timeout);
     // An answer posted before this wait starts still finds it: the post runs

@@ -173,6 +173,7 @@ private:
     std::unique_ptr<stream> stream_;
     std::uint64_t id_;
     std::string remote_;
+    std::string certificate_; // stream::certificate_identity()
     clock::time_point opened_at_;
     clock::time_point last_rx_;
     clock::time_point closing_at_;

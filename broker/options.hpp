@@ -8,12 +8,21 @@
 #include <string>
 #include <vector>
 
+namespace pulsegate::common {
+class tls_source;
+}
+
 namespace pulsegate::broker {
 
 struct options {
     // "host:port" or "[v6]:port"; port 0 picks a free port (see
     // server::local_endpoints). Several listeners allowed.
     std::vector<std::string> listen{"0.0.0.0:1883"};
+    // MQTT over TLS listeners, the same forms; used only with `tls`.
+    std::vector<std::string> tls_listen{};
+    // Where the TLS listeners take their certificate (reloaded on SIGHUP);
+    // null: no TLS listener. Must outlive the server.
+    const common::tls_source* tls = nullptr;
 
     // Shards (threads each owning a part of the broker state); 0 = one per core.
     unsigned shards = 0;

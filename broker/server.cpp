@@ -6,11 +6,13 @@
 #include "broker/core.hpp"
 #include "broker/observer.hpp"
 #include "common/thread.hpp"
+#include "common/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <spdlog/spdlog.h>
@@ -579,8 +581,13 @@ detail::tcp::endpoint parse_listen(const std::string& spec) {
 
 struct server::impl {
     detail::core core;
-    std::vector<std::unique_ptr<detail::tcp::acceptor>> acceptors;
+    struct listener {
+        std::unique_ptr<detail::tcp::acceptor> acceptor;
+        bool tls = false;
+    };
+    std::vector<listener> listeners;
     std::vector<detail::tcp::endpoint> endpoints;
+    std::vector<detail::tcp::endpoint> tls_endpoints;
     std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
     int spare_fd = -1;
     bool started = false;
@@ -590,7 +597,9 @@ struct server::impl {
 
     std::atomic<unsigned> next_shard{0};
 
-    boost::asio::awaitable<void> accept_loop(detail::tcp::acceptor& acc);
+    boost::asio::awaitable<void> accept_loop(detail::tcp::acceptor& acc, bool tls);
+    // The TLS handshake of an accepted connection, on its shard; then serve().
+    boost::asio::awaitable<void> handshake(detail::shard& target, detail::tcp::socket sock);
     detail::shard& pick_shard() { return *core.shards[next_shard.fetch_add(1) % core.shards.size()]; }
     // Runs a connection over `s` on `target` (its thread); counted from here.
     void serve(detail::shard& target, std::unique_ptr<stream> s);
@@ -608,7 +617,37 @@ void server::impl::serve(detail::shard& target, std::unique_ptr<stream> s) {
         [](std::exception_ptr e) { detail::log_exception(e, "connection"); });
 }
 
-boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& acc) {
+boost::asio::awaitable<void> server::impl::handshake(detail::shard& target, detail::tcp::socket sock) {
+    namespace asio = boost::asio;
+    auto ctx = core.opts.tls->current();
+    auto s = std::make_unique<tls_socket>(std::move(sock), *ctx);
+    // A client that does not finish the handshake within the connect
+    // timeout is closed, as one that sends no CONNECT.
+    // (`waiting` tells the timer's handler, on this same thread, that the
+    // socket is still here: it may run after the handshake, even after this
+    // coroutine.)
+    auto waiting = std::make_shared<tls_socket*>(s.get());
+    asio::steady_timer deadline(target.ioc, target.opts.connect_timeout);
+    deadline.async_wait([w = std::weak_ptr<tls_socket*>(waiting)](boost::system::error_code ec) {
+        boost::system::error_code ignored;
+        if (auto p = w.lock(); p && !ec) (*p)->next_layer().close(ignored);
+    });
+    auto [ec] = co_await s->async_handshake(asio::ssl::stream_base::server, detail::token);
+    waiting.reset();
+    deadline.cancel();
+    if (ec) {
+        target.counters.refused.fetch_add(1, std::memory_order_relaxed);
+        boost::system::error_code ignored;
+        const auto ep = s->next_layer().remote_endpoint(ignored);
+        spdlog::info("tls handshake failed addr={}:{} error=\"{}\"", ep.address().to_string(), ep.port(),
+                     ec.message());
+        co_return;
+    }
+    if (core.stopping) co_return;
+    serve(target, make_tls_stream(std::move(s), std::move(ctx)));
+}
+
+boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& acc, bool tls) {
     namespace asio = boost::asio;
     for (;;) {
         auto& target = pick_shard();
@@ -633,7 +672,12 @@ boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& ac
             co_await t.async_wait(detail::token);
             continue;
         }
-        serve(target, make_tcp_stream(std::move(sock)));
+        if (!tls) {
+            serve(target, make_tcp_stream(std::move(sock)));
+            continue;
+        }
+        asio::co_spawn(target.ioc, handshake(target, std::move(sock)),
+                       [](std::exception_ptr e) { detail::log_exception(e, "tls handshake"); });
     }
 }
 
@@ -667,7 +711,7 @@ void server::start() {
     impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     auto& s0 = *c.shards[0];
-    for (const auto& spec : c.opts.listen) {
+    auto bind = [&](const std::string& spec, bool tls) {
         const auto ep = parse_listen(spec);
         auto acc = std::make_unique<detail::tcp::acceptor>(s0.ioc);
         boost::system::error_code ec;
@@ -676,11 +720,14 @@ void server::start() {
         if (!ec) acc->bind(ep, ec);
         if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
         if (ec) throw std::system_error(ec, "cannot listen on " + spec);
-        impl_->endpoints.push_back(acc->local_endpoint());
-        impl_->acceptors.push_back(std::move(acc));
-    }
-    for (auto& acc : impl_->acceptors) {
-        asio::co_spawn(s0.ioc, impl_->accept_loop(*acc),
+        (tls ? impl_->tls_endpoints : impl_->endpoints).push_back(acc->local_endpoint());
+        impl_->listeners.push_back({std::move(acc), tls});
+    };
+    for (const auto& spec : c.opts.listen) bind(spec, false);
+    if (c.opts.tls != nullptr)
+        for (const auto& spec : c.opts.tls_listen) bind(spec, true);
+    for (auto& l : impl_->listeners) {
+        asio::co_spawn(s0.ioc, impl_->accept_loop(*l.acceptor, l.tls),
                        [](std::exception_ptr e) { detail::log_exception(e, "accept loop"); });
     }
     for (auto& sh : c.shards) {
@@ -705,6 +752,8 @@ void server::start() {
 
 std::vector<boost::asio::ip::tcp::endpoint> server::local_endpoints() const { return impl_->endpoints; }
 
+std::vector<boost::asio::ip::tcp::endpoint> server::tls_endpoints() const { return impl_->tls_endpoints; }
+
 void server::stop() {
     namespace asio = boost::asio;
     auto& c = impl_->core;
@@ -713,9 +762,9 @@ void server::stop() {
     c.stopping = true;
     auto& s0 = *c.shards[0];
     asio::post(s0.ioc, [this] {
-        for (auto& acc : impl_->acceptors) {
+        for (auto& l : impl_->listeners) {
             boost::system::error_code ec;
-            acc->close(ec);
+            l.acceptor->close(ec);
         }
     });
     for (auto& sh : c.shards) asio::post(sh->ioc, [s = sh.get()] { s->shutdown(); });

@@ -45,6 +45,9 @@ public:
 
     // The bound addresses, in the order of options::listen (useful with port 0).
     std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+    // The bound TLS listeners, in the order of options::tls_listen (none
+    // without options::tls).
+    std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
 
     // Serves an MQTT connection that arrived by another way (MQTT over
     // WebSocket on the HTTP port). Picks a shard and calls `make` on its

@@ -1,7 +1,8 @@
 #pragma once
 // The byte stream under an MQTT connection. The connection speaks MQTT over
-// any of these; TCP is here, TLS and WebSocket streams come with their
-// listeners. Owner: the connection's shard (all calls on its executor).
+// any of these: TCP, TLS (tls_stream.cpp) and WebSocket (a stream_pipe,
+// pipe_stream.hpp, fed by the HTTP server). Owner: the connection's shard
+// (all calls on its executor).
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -9,6 +10,8 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
@@ -50,6 +53,9 @@ public:
     virtual boost::asio::any_io_executor get_executor() = 0;
     // "address:port" of the peer, for logs.
     virtual std::string remote_address() const = 0;
+    // "tenant/device" named by the peer's verified client certificate
+    // (common/tls.hpp certificate_identity), or "".
+    virtual std::string certificate_identity() const { return {}; }
 };
 
 // Plain TCP. Reads await readiness and then read without suspending, so a
@@ -57,6 +63,12 @@ public:
 // the buffer is followed by another after a yield (more may be waiting)
 // instead of a wait for an edge that has already fired.
 std::unique_ptr<stream> make_tcp_stream(boost::asio::ip::tcp::socket socket);
+
+// TLS, after the handshake. `ctx` is the context the socket was made with
+// (kept alive with it).
+using tls_socket = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+std::unique_ptr<stream> make_tls_stream(std::unique_ptr<tls_socket> socket,
+                                        std::shared_ptr<boost::asio::ssl::context> ctx);
 
 // stream::async_read for coroutines: co_await async_read(s, buf, token).
 template <class Token>

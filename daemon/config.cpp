@@ -170,6 +170,31 @@ const std::vector<field>& fields() {
               .expected = "a directory path, or \"\" for the UI built in", .valid = [](std::string_view) { return true; },
               .set = [](config& c, const value& v) { c.http.ui_dir = std::get<std::string>(v); },
               .get = [](const config& c) -> value { return c.http.ui_dir; }},
+        field{.section = "http", .key = "https", .type = kind::boolean,
+              .set = [](config& c, const value& v) { c.http.https = std::get<bool>(v); },
+              .get = [](const config& c) -> value { return c.http.https; }},
+
+        field{.section = "tls", .key = "cert", .type = kind::string,
+              .expected = "a PEM certificate file path, or \"\" for no TLS", .valid = [](std::string_view) { return true; },
+              .set = [](config& c, const value& v) { c.tls.cert = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.tls.cert; }},
+        field{.section = "tls", .key = "key", .type = kind::string,
+              .expected = "a PEM private key file path, or \"\"", .valid = [](std::string_view) { return true; },
+              .set = [](config& c, const value& v) { c.tls.key = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.tls.key; }},
+        field{.section = "tls", .key = "listen", .type = kind::string_list,
+              .expected = "\"host:port\" with an IP address (e.g. \"0.0.0.0:8883\")",
+              .valid = is_listen_address, .accepts_single_string = true,
+              .set = [](config& c, const value& v) { c.tls.listen = std::get<std::vector<std::string>>(v); },
+              .get = [](const config& c) -> value { return c.tls.listen; }},
+        field{.section = "tls", .key = "client_ca", .type = kind::string,
+              .expected = "a PEM CA bundle path, or \"\" for no client certificates",
+              .valid = [](std::string_view) { return true; },
+              .set = [](config& c, const value& v) { c.tls.client_ca = std::get<std::string>(v); },
+              .get = [](const config& c) -> value { return c.tls.client_ca; }},
+        field{.section = "tls", .key = "require_client_cert", .type = kind::boolean,
+              .set = [](config& c, const value& v) { c.tls.require_client_cert = std::get<bool>(v); },
+              .get = [](const config& c) -> value { return c.tls.require_client_cert; }},
 
         field{.section = "storage", .key = "data_dir", .type = kind::string,
               .expected = "a non-empty directory path", .valid = is_non_empty,
@@ -237,7 +262,21 @@ const std::vector<field>& fields() {
 
 #undef PG_INT
 
-constexpr std::string_view sections[] = {"mqtt", "http", "storage", "auth", "delivery", "rules", "log"};
+constexpr std::string_view sections[] = {"mqtt", "http", "tls", "storage", "auth", "delivery", "rules", "log"};
+
+// Keys that only make sense together.
+void check_together(const config& cfg, std::string_view source) {
+    const auto& t = cfg.tls;
+    if (t.cert.empty() != t.key.empty())
+        throw config_error(fmt::format("{}: [tls] cert and key go together: set both (TLS) or neither (no TLS)",
+                                       source));
+    if (!t.client_ca.empty() && t.cert.empty())
+        throw config_error(fmt::format("{}: [tls] client_ca needs [tls] cert and key", source));
+    if (t.require_client_cert && t.client_ca.empty())
+        throw config_error(fmt::format(
+            "{}: [tls] require_client_cert needs [tls] client_ca (the CA that signs the client certificates)",
+            source));
+}
 
 // ---- messages ---------------------------------------------------------------
 
@@ -550,6 +589,7 @@ config parse_config(std::string_view toml_text, std::string_view source_name, co
     }
     apply_file(cfg, root, source_name);
     apply_environment(cfg, env);
+    check_together(cfg, source_name);
     return cfg;
 }
 
@@ -557,6 +597,7 @@ config load_config(const std::optional<std::filesystem::path>& file, const env_l
     if (!file) {
         config cfg;
         apply_environment(cfg, env);
+        check_together(cfg, "environment");
         return cfg;
     }
     std::ifstream in(*file, std::ios::binary);
@@ -591,6 +632,7 @@ broker::options to_broker_options(const config& cfg) {
     const auto& m = cfg.mqtt;
     broker::options o;
     o.listen = m.listen;
+    o.tls_listen = cfg.tls.listen; // used when the daemon gives the broker a certificate
     o.shards = m.shards;
     o.max_keepalive = m.max_keepalive;
     o.receive_maximum = m.receive_maximum;
@@ -616,6 +658,13 @@ std::vector<std::string> restart_only_changes(const config& running, const confi
         changed.emplace_back("[mqtt] shards");
     if (running.http.listen != reloaded.http.listen)
         changed.emplace_back("[http] listen");
+    if (running.http.https != reloaded.http.https)
+        changed.emplace_back("[http] https");
+    // SIGHUP reloads the files a TLS listener reads; which files and
+    // listeners there are is fixed at start.
+    for (const auto& f : fields())
+        if (f.section == "tls" && f.get(running) != f.get(reloaded))
+            changed.push_back(fmt::format("[tls] {}", f.key));
     // Storage opens once: every key of [storage] needs a restart.
     for (const auto& f : fields())
         if (f.section == "storage" && f.get(running) != f.get(reloaded))

@@ -60,8 +60,22 @@ struct http_config {
     // Front-end development: serve the UI from this webui/ui directory
     // (src/ and node_modules/) instead of the copy embedded at build time.
     std::string ui_dir;
+    // With [tls] cert and key: HTTPS on `listen` (else plain HTTP).
+    bool https = true;
 
     friend bool operator==(const http_config&, const http_config&) = default;
+};
+
+// [tls]: the certificate of the MQTT TLS listeners and of HTTPS.
+struct tls_config {
+    std::string cert;      // PEM chain; "" (with key ""): no TLS
+    std::string key;       // PEM private key
+    std::vector<std::string> listen{"0.0.0.0:8883"}; // MQTT over TLS
+    std::string client_ca; // PEM bundle: ask for client certificates and verify them
+    bool require_client_cert = false;
+
+    bool enabled() const noexcept { return !cert.empty(); }
+    friend bool operator==(const tls_config&, const tls_config&) = default;
 };
 
 enum class durability { commit, relaxed };
@@ -145,6 +159,7 @@ struct acl_entry {
 struct config {
     mqtt_config mqtt;
     http_config http;
+    tls_config tls;
     storage_config storage;
     auth_config auth;
     delivery_config delivery;

@@ -6,6 +6,7 @@
 
 #include "broker/server.hpp"
 #include "common/time.hpp"
+#include "common/tls.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/alert_publisher.hpp"
 #include "daemon/delivery.hpp"
@@ -113,8 +114,17 @@ int check_config(const config_path& path) {
 
 // SIGHUP: re-read the same file and apply what can change at run time; on
 // any error keep running with the old configuration.
-void reload(config& running, const config_path& path, broker::server& server, mqtt_identity& identity) {
+void reload(config& running, const config_path& path, broker::server& server, mqtt_identity& identity,
+            common::tls_source* tls) {
     spdlog::info("reloading config={}", describe_path(path));
+    if (tls != nullptr) {
+        // The files named at start, read again: a renewed certificate
+        // reaches new connections; open ones keep theirs.
+        if (auto failed = tls->reload())
+            spdlog::error("TLS certificate reload failed, keeping the previous one error={}", logfmt_value(*failed));
+        else
+            spdlog::info("TLS certificate reloaded cert={}", logfmt_value(running.tls.cert));
+    }
     try {
         auto next = load_config(path, process_env);
         server.reload(to_broker_options(next));
@@ -127,6 +137,7 @@ void reload(config& running, const config_path& path, broker::server& server, mq
         next.mqtt.listen = running.mqtt.listen;
         next.mqtt.shards = running.mqtt.shards;
         next.http = running.http;
+        next.tls = running.tls;
         next.storage = running.storage;
         running = std::move(next);
         spdlog::info("reloaded config={}", describe_path(path));
@@ -298,11 +309,31 @@ int serve(const config_path& path, const demo_settings& demo) {
                                          .alert_retention_days = cfg.rules.alert_retention_days,
                                          .queue_capacity = static_cast<std::size_t>(cfg.rules.queue_capacity)});
 
+    // [tls]: one certificate for the MQTT TLS listeners and HTTPS.
+    std::unique_ptr<common::tls_source> tls;
+    if (cfg.tls.enabled()) {
+        try {
+            tls = std::make_unique<common::tls_source>(common::tls_files{.cert = cfg.tls.cert,
+                                                                         .key = cfg.tls.key,
+                                                                         .client_ca = cfg.tls.client_ca,
+                                                                         .require_client_cert =
+                                                                             cfg.tls.require_client_cert});
+        } catch (const std::exception& e) {
+            spdlog::error("cannot set up TLS: {} — fix [tls] cert, key and client_ca", e.what());
+            return 1;
+        }
+    }
+    const bool https = tls != nullptr && cfg.http.https;
+    webui::auth_options web_auth;
+    web_auth.secure_cookie = https; // the session cookie only over HTTPS
+
     std::unique_ptr<broker::server> server;
     std::unique_ptr<observability> http;
     std::atomic<bool> storage_ok{true};
     try {
-        server = std::make_unique<broker::server>(to_broker_options(cfg), &identity, &telemetry, &broker_state);
+        auto broker_opts = to_broker_options(cfg);
+        broker_opts.tls = tls.get();
+        server = std::make_unique<broker::server>(std::move(broker_opts), &identity, &telemetry, &broker_state);
         identity.attach(*server);
         alert_events = std::make_unique<alert_publisher>(*server);
         rules.add_live_sink(*alert_events);
@@ -318,9 +349,11 @@ int serve(const config_path& path, const demo_settings& demo) {
         // Before the store starts: it observes the store's commit times.
         http = std::make_unique<observability>(*server, *store, telemetry, storage_ok, **db, *key, identity, rules,
                                                *alerts_out, http_options{.listen = cfg.http.listen,
+                                                            .auth = web_auth,
                                                             .live_feed = &live,
                                                             .ui_dir = cfg.http.ui_dir,
-                                                            .mqtt_max_packet_size = cfg.mqtt.max_packet_size});
+                                                            .mqtt_max_packet_size = cfg.mqtt.max_packet_size,
+                                                            .tls = https ? tls.get() : nullptr});
         server->start(); // restores sessions and retained messages first
         store->start();
     } catch (const std::system_error& e) {
@@ -342,6 +375,8 @@ int serve(const config_path& path, const demo_settings& demo) {
     }
     for (const auto& ep : server->local_endpoints())
         spdlog::info("listening proto=mqtt addr={}", format_endpoint(ep));
+    for (const auto& ep : server->tls_endpoints())
+        spdlog::info("listening proto=mqtts addr={}", format_endpoint(ep));
 
     try {
         http->start();
@@ -352,7 +387,7 @@ int serve(const config_path& path, const demo_settings& demo) {
         store->stop();
         return 1;
     }
-    spdlog::info("listening proto=http addr={}", http->address());
+    spdlog::info("listening proto={} addr={}", https ? "https" : "http", http->address());
 
     // The demo fleet connects like any device, over the MQTT listener.
     std::unique_ptr<fleet> demo_fleet;
@@ -376,7 +411,8 @@ int serve(const config_path& path, const demo_settings& demo) {
             store->stop();
             return 1;
         }
-        spdlog::info("demo: open http://{}/ and log in as {} / {}", browsable(http->address()), demo_user,
+        spdlog::info("demo: open {}://{}/ and log in as {} / {}", https ? "https" : "http", browsable(http->address()),
+                     demo_user,
                      demo_state->password);
         spdlog::info("demo: {} simulated devices publish every {:.3g} s; demo-boiler breaches temperature > {} "
                      "every {} s, dock-sensor goes silent after {} s; the password changes at every --demo start",
@@ -397,7 +433,7 @@ int serve(const config_path& path, const demo_settings& demo) {
             if (stopping)
                 spdlog::info("ignoring SIGHUP while stopping");
             else
-                reload(cfg, path, *server, identity);
+                reload(cfg, path, *server, identity, tls.get());
         } else if (!stopping) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));

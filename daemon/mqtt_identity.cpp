@@ -129,6 +129,14 @@ std::optional<broker::auth_result> mqtt_identity::authenticate(const broker::con
         return rc;
     };
 
+    if (!info.certificate.empty()) {
+        // A verified client certificate names the device; a user name, if
+        // sent, must be the same one.
+        if (info.username && *info.username != info.certificate)
+            return refuse(reason_code::not_authorized, "the user name is not the one of the client certificate (\"" +
+                                                           std::string(info.certificate) + "\")");
+        return defer([this, name = std::string(info.certificate)] { return check_certificate(name); }, done);
+    }
     if (!info.username) {
         std::lock_guard lock(anon_mutex_);
         if (!allow_anonymous_) return refuse(reason_code::not_authorized, "anonymous access is disabled");
@@ -152,21 +160,64 @@ std::optional<broker::auth_result> mqtt_identity::authenticate(const broker::con
         return who;
     }
 
+    // The generation before the lookup: a change committed meanwhile makes
+    // the insert a no-op instead of caching a verdict it has outdated.
+    const auto generation = cache_.generation();
+    return defer([this, user = std::string(*info.username), pass = std::string(*info.password),
+                  generation] { return check(user, pass, generation); },
+                 done);
+}
+
+std::optional<broker::auth_result> mqtt_identity::defer(std::function<broker::auth_result()> work,
+                                                        std::shared_ptr<broker::auth_completion> done) {
     if (pending_.fetch_add(1, std::memory_order_relaxed) >= opts_.max_pending) {
         pending_.fetch_sub(1, std::memory_order_relaxed);
         busy_.fetch_add(1, std::memory_order_relaxed);
         return reason_code::server_busy;
     }
-    // The generation before the lookup: a change committed meanwhile makes
-    // the insert a no-op instead of caching a verdict it has outdated.
-    const auto generation = cache_.generation();
-    boost::asio::post(*pool_, [this, user = std::string(*info.username), pass = std::string(*info.password),
-                               generation, done = std::move(done)] {
-        auto r = check(user, pass, generation);
+    boost::asio::post(*pool_, [this, work = std::move(work), done = std::move(done)] {
+        auto r = work();
         pending_.fetch_sub(1, std::memory_order_relaxed);
         done->complete(std::move(r));
     });
     return std::nullopt;
+}
+
+broker::auth_result mqtt_identity::check_certificate(const std::string& name) {
+    const auto parsed = engine::parse_mqtt_username(name);
+    std::string why = "no device \"" + name + "\" for the client certificate";
+    bool ok = false;
+    if (parsed && parsed->kind == engine::principal_kind::device) {
+        try {
+            auto d = state::device_repository(db_).get(parsed->tenant, parsed->device);
+            if (!d) {
+                refused_.fetch_add(1, std::memory_order_relaxed);
+                return reason_code::server_unavailable; // fail closed
+            }
+            if (*d && (*d)->disabled) why = "device disabled";
+            else if (*d && !tenant_enabled(db_, parsed->tenant)) why = "tenant disabled";
+            else ok = d->has_value();
+        } catch (const std::exception& e) {
+            spdlog::error("certificate check failed name={} error=\"{}\"", name, e.what());
+            refused_.fetch_add(1, std::memory_order_relaxed);
+            return reason_code::server_unavailable;
+        }
+    }
+    if (!ok) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        record({now_ms(), parsed ? parsed->tenant : std::string{}, name, "connect", "", why});
+        return reason_code::not_authorized;
+    }
+    engine::verified_identity v;
+    v.username = name;
+    v.kind = engine::principal_kind::device;
+    v.tenant = parsed->tenant;
+    v.device = parsed->device;
+    allowed_.fetch_add(1, std::memory_order_relaxed);
+    auto who = to_client_identity(v, "");
+    who.credential = "certificate";
+    seen(who);
+    return who;
 }
 
 broker::auth_result mqtt_identity::check(const std::string& username, const std::string& password,

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -104,6 +105,12 @@ private:
     struct rejection;
     // The database's verdict (worker thread): an identity or a reason code.
     broker::auth_result check(const std::string& username, const std::string& password, std::uint64_t generation);
+    // A verified client certificate naming "tenant/device": the device, if it exists and is enabled.
+    broker::auth_result check_certificate(const std::string& name);
+    // Runs `work` on the check pool and completes `done` with its answer;
+    // server_busy at once when max_pending checks wait already.
+    std::optional<broker::auth_result> defer(std::function<broker::auth_result()> work,
+                                             std::shared_ptr<broker::auth_completion> done);
     broker::client_identity to_client_identity(const engine::verified_identity& v, std::string_view password) const;
     void record(rejection r);
     void seen(const broker::client_identity& who);

@@ -224,6 +224,7 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;
+    o.tls = opts.tls;
     o.websockets.emplace_back("/mqtt", mqtt_websocket_acceptor(server, opts.mqtt_max_packet_size));
     if (opts.live_feed != nullptr) {
         auto* live = opts.live_feed;

@@ -22,6 +22,9 @@
 namespace pulsegate::broker {
 class server;
 }
+namespace pulsegate::common {
+class tls_source;
+}
 namespace pulsegate::storage {
 class lmdb_store;
 namespace state {
@@ -48,6 +51,8 @@ struct http_options {
     std::string ui_dir; // [http] ui_dir: "" serves the UI built in
     // MQTT over WebSocket at /mqtt: the broker's [mqtt] max_packet_size.
     std::uint32_t mqtt_max_packet_size = 1048576;
+    // HTTPS with this certificate; null: plain HTTP.
+    const common::tls_source* tls = nullptr;
 };
 
 class observability {

@@ -8,7 +8,7 @@ PG_PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
   doctest-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   liblmdb-dev libsqlite3-dev libsodium-dev libssl-dev
-  libcurl4-openssl-dev libsnmp-dev snmptrapd snmp python3-aiosmtpd openssl
+  libcurl4-openssl-dev curl libsnmp-dev snmptrapd snmp python3-aiosmtpd openssl
   libhowardhinnant-date-dev tzdata chromium
 )
 

@@ -3,6 +3,7 @@
 #include "webui/http_server.hpp"
 
 #include "common/thread.hpp"
+#include "common/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,6 +22,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/url/parse.hpp>
 
@@ -114,9 +117,20 @@ bool bodiless(http::status s) {
 } // namespace
 
 namespace detail {
+template <class Stream>
 class http_connection;
-}
+
+// What stop() needs of a connection, whatever its stream.
+class connection_base {
+public:
+    virtual ~connection_base() = default;
+    virtual void stop() = 0;
+};
+} // namespace detail
+using detail::connection_base;
 using detail::http_connection;
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 struct http_server::impl {
     const router& routes;
@@ -125,7 +139,7 @@ struct http_server::impl {
     // Connections by id, for stop(); each removes itself when it ends.
     std::mutex mutex;
     std::condition_variable all_closed;
-    std::unordered_map<std::uint64_t, std::weak_ptr<http_connection>> connections;
+    std::unordered_map<std::uint64_t, std::weak_ptr<connection_base>> connections;
     std::uint64_t next_id = 1;
     std::atomic<std::size_t> open{0};
     std::atomic<bool> stopping{false};
@@ -162,6 +176,9 @@ struct http_server::impl {
           ioc(static_cast<int>(std::max(1u, opts.threads))) {}
 
     asio::awaitable<void> accept_loop();
+    // Runs a connection over `socket` (ctx: the TLS context of tls_stream).
+    template <class Stream>
+    void start(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx);
 
     // The endpoint registered for `path`, if any.
     const std::pair<std::string, websocket_acceptor>* websocket_for(std::string_view path) const {
@@ -187,16 +204,22 @@ struct http_server::impl {
 
 namespace detail {
 
-// One client connection. Owner: its strand (the socket's executor): the
-// coroutine and stop()'s posted handler are the only code touching it.
-class http_connection : public std::enable_shared_from_this<http_connection> {
+// One client connection over plain_stream or tls_stream. Owner: its strand
+// (the socket's executor): the coroutine and stop()'s posted handler are the
+// only code touching it.
+template <class Stream>
+class http_connection final : public connection_base, public std::enable_shared_from_this<http_connection<Stream>> {
+    static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+
 public:
-    http_connection(http_server::impl& server, tcp::socket socket, std::uint64_t id)
-        : server_(server), stream_(std::move(socket)), id_(id) {
+    // `ctx`: the TLS context (tls_stream only).
+    http_connection(http_server::impl& server, tcp::socket socket, std::uint64_t id,
+                    std::shared_ptr<asio::ssl::context> ctx = nullptr)
+        : server_(server), tls_ctx_(std::move(ctx)), stream_(open(std::move(socket), tls_ctx_.get())), id_(id) {
         boost::system::error_code ec;
-        remote_ = stream_.socket().remote_endpoint(ec); // a peer already gone shows as 0.0.0.0:0
+        remote_ = tcp_layer().socket().remote_endpoint(ec); // a peer already gone shows as 0.0.0.0:0
     }
-    ~http_connection() { server_.forget(id_); }
+    ~http_connection() override { server_.forget(id_); }
     http_connection(const http_connection&) = delete;
     http_connection& operator=(const http_connection&) = delete;
 
@@ -206,20 +229,26 @@ public:
 
     // From any thread: closes the connection at once if it waits for a
     // request, else after the response in progress.
-    void stop() {
-        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    void stop() override {
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
             self->stopping_ = true;
             if (self->websocket_) {
                 boost::system::error_code ignored; // closing either way
-                self->stream_.socket().close(ignored);
+                self->tcp_layer().socket().close(ignored);
                 self->wake_websocket();
             } else if (self->idle_) {
-                self->stream_.cancel();
+                self->tcp_layer().cancel();
             }
         });
     }
 
 private:
+    static Stream open(tcp::socket socket, asio::ssl::context* ctx) {
+        if constexpr (tls) return Stream(std::move(socket), *ctx);
+        else return Stream(std::move(socket));
+    }
+    beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
     bool stopping() const { return stopping_ || server_.stopping.load(); }
 
     asio::awaitable<bool> async_send(response res, bool head, unsigned version, bool keep_alive);
@@ -230,7 +259,8 @@ private:
     asio::awaitable<void> websocket_writer(std::shared_ptr<websocket_session> session);
 
     http_server::impl& server_;
-    beast::tcp_stream stream_;
+    std::shared_ptr<asio::ssl::context> tls_ctx_; // outlives stream_
+    Stream stream_;
     beast::flat_buffer buffer_;
     tcp::endpoint remote_;
     const std::uint64_t id_;
@@ -244,7 +274,7 @@ private:
 
     // After an upgrade: the WebSocket over stream_, the writer's wake-up and
     // the wake-up of a reader that the session paused.
-    std::optional<beast::websocket::stream<beast::tcp_stream&>> ws_;
+    std::optional<beast::websocket::stream<Stream&>> ws_;
     std::optional<asio::steady_timer> wake_;
     std::optional<asio::steady_timer> resume_;
     bool websocket_ = false;   // the handshake is done: stop() closes at once
@@ -254,8 +284,17 @@ private:
 
 } // namespace detail
 
-asio::awaitable<void> http_connection::run() {
+template <class Stream>
+asio::awaitable<void> http_connection<Stream>::run() {
     const auto& opts = server_.opts;
+    if constexpr (tls) {
+        tcp_layer().expires_after(opts.idle_timeout);
+        const auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, token);
+        if (ec) {
+            spdlog::debug("https handshake failed addr={} error=\"{}\"", remote_.address().to_string(), ec.message());
+            co_return;
+        }
+    }
     for (;;) {
         if (stopping()) co_return;
         http::request_parser<http::string_body> parser;
@@ -265,7 +304,7 @@ asio::awaitable<void> http_connection::run() {
         // Set below, before any of the body is parsed.
         parser.body_limit(boost::none);
 
-        stream_.expires_after(opts.idle_timeout);
+        tcp_layer().expires_after(opts.idle_timeout);
         idle_ = true;
         const auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, token);
         idle_ = false;
@@ -314,11 +353,11 @@ asio::awaitable<void> http_connection::run() {
         if (!parser.is_done()) {
             if (beast::iequals(req[http::field::expect], "100-continue")) {
                 http::response<http::empty_body> go_on{http::status::continue_, version};
-                stream_.expires_after(opts.write_timeout);
+                tcp_layer().expires_after(opts.write_timeout);
                 const auto [wec, wn] = co_await http::async_write(stream_, go_on, token);
                 if (wec) co_return;
             }
-            stream_.expires_after(opts.idle_timeout);
+            tcp_layer().expires_after(opts.idle_timeout);
             const auto [bec, bn] = co_await http::async_read(stream_, buffer_, parser, token);
             if (bec == http::error::body_limit) {
                 co_await async_fail(too_large(), route_of(), method, version, start);
@@ -362,13 +401,14 @@ asio::awaitable<void> http_connection::run() {
         if (!sent) co_return;
         if (!keep_alive) {
             boost::system::error_code sec;
-            stream_.socket().shutdown(tcp::socket::shutdown_send, sec); // nothing to do if it fails: we close next
+            tcp_layer().socket().shutdown(tcp::socket::shutdown_send, sec); // nothing to do if it fails: we close next
             co_return;
         }
     }
 }
 
-asio::awaitable<bool> http_connection::async_send(response res, bool head, unsigned version, bool keep_alive) {
+template <class Stream>
+asio::awaitable<bool> http_connection<Stream>::async_send(response res, bool head, unsigned version, bool keep_alive) {
     http::response<http::string_body> out{res.status, version};
     out.set(http::field::server, "pulsegate");
     for (auto& [name, value] : res.headers) out.insert(name, value);
@@ -386,23 +426,24 @@ asio::awaitable<bool> http_connection::async_send(response res, bool head, unsig
         }
     }
     out.keep_alive(keep_alive);
-    stream_.expires_after(server_.opts.write_timeout);
+    tcp_layer().expires_after(server_.opts.write_timeout);
     const auto [ec, n] = co_await http::async_write(stream_, out, token);
     co_return !ec;
 }
 
-asio::awaitable<void> http_connection::async_fail(response res, std::string_view route, std::string_view method,
+template <class Stream>
+asio::awaitable<void> http_connection<Stream>::async_fail(response res, std::string_view route, std::string_view method,
                                              unsigned version, std::chrono::steady_clock::time_point start) {
     const auto status = res.status;
     const bool sent = co_await async_send(std::move(res), false, version, false);
     server_.record(route, method, status, start);
     if (!sent) co_return;
     boost::system::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) co_return;
     // Linger (see linger_bytes): drop what still comes until the client
     // closes, the bound, the deadline or stop().
-    stream_.expires_after(linger_time);
+    tcp_layer().expires_after(linger_time);
     std::array<char, 4096> sink;
     std::size_t total = 0;
     idle_ = true;
@@ -414,11 +455,12 @@ asio::awaitable<void> http_connection::async_fail(response res, std::string_view
     idle_ = false;
 }
 
-asio::awaitable<void> http_connection::run_websocket(http::request<http::string_body> req,
+template <class Stream>
+asio::awaitable<void> http_connection<Stream>::run_websocket(http::request<http::string_body> req,
                                                      std::shared_ptr<websocket_session> session) {
     namespace websocket = beast::websocket;
     const auto settings = session->settings();
-    stream_.expires_never(); // the WebSocket keeps its own timeouts
+    tcp_layer().expires_never(); // the WebSocket keeps its own timeouts
     auto& ws = ws_.emplace(stream_);
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = std::chrono::seconds(30);
@@ -435,13 +477,13 @@ asio::awaitable<void> http_connection::run_websocket(http::request<http::string_
     websocket_ = true;
     wake_.emplace(stream_.get_executor(), asio::steady_timer::time_point::max());
     resume_.emplace(stream_.get_executor(), asio::steady_timer::time_point::max());
-    std::weak_ptr<http_connection> weak = shared_from_this();
+    std::weak_ptr<http_connection> weak = this->shared_from_this();
     session->opened([weak] {
         if (auto self = weak.lock()) asio::post(self->executor(), [self] { self->wake_websocket(); });
     });
     asio::co_spawn(
         executor(),
-        [self = shared_from_this(), session]() -> asio::awaitable<void> { co_await self->websocket_writer(session); },
+        [self = this->shared_from_this(), session]() -> asio::awaitable<void> { co_await self->websocket_writer(session); },
         [](std::exception_ptr e) { log_exception(e, "websocket writer"); });
 
     beast::flat_buffer in;
@@ -464,7 +506,8 @@ asio::awaitable<void> http_connection::run_websocket(http::request<http::string_
     session->closed();
 }
 
-asio::awaitable<void> http_connection::websocket_writer(std::shared_ptr<websocket_session> session) {
+template <class Stream>
+asio::awaitable<void> http_connection<Stream>::websocket_writer(std::shared_ptr<websocket_session> session) {
     while (!reader_done_ && !stopping()) {
         if (const auto close = session->should_close(); close != websocket_close::none) {
             const auto code = close == websocket_close::normal ? beast::websocket::close_code::normal
@@ -502,18 +545,24 @@ asio::awaitable<void> http_server::impl::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        std::shared_ptr<http_connection> c;
-        {
-            std::lock_guard lock(mutex);
-            const auto id = next_id++;
-            ++open;
-            c = std::make_shared<http_connection>(*this, std::move(socket), id);
-            connections.emplace(id, c);
-        }
-        asio::co_spawn(
-            c->executor(), [c]() -> asio::awaitable<void> { co_await c->run(); },
-            [](std::exception_ptr e) { log_exception(e, "connection"); });
+        if (opts.tls != nullptr) start<tls_stream>(std::move(socket), opts.tls->current());
+        else start<plain_stream>(std::move(socket), nullptr);
     }
+}
+
+template <class Stream>
+void http_server::impl::start(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx) {
+    std::shared_ptr<http_connection<Stream>> c;
+    {
+        std::lock_guard lock(mutex);
+        const auto id = next_id++;
+        ++open;
+        c = std::make_shared<http_connection<Stream>>(*this, std::move(socket), id, std::move(ctx));
+        connections.emplace(id, c);
+    }
+    asio::co_spawn(
+        c->executor(), [c]() -> asio::awaitable<void> { co_await c->run(); },
+        [](std::exception_ptr e) { log_exception(e, "connection"); });
 }
 
 // ---- http_server --------------------------------------------------------------
@@ -554,7 +603,8 @@ void http_server::start() {
         });
     }
     s.started = true;
-    spdlog::info("http listening on {}:{} threads={}", s.endpoint.address().to_string(), s.endpoint.port(), n);
+    spdlog::info("{} listening on {}:{} threads={}", s.opts.tls != nullptr ? "https" : "http",
+                 s.endpoint.address().to_string(), s.endpoint.port(), n);
 }
 
 asio::ip::tcp::endpoint http_server::local_endpoint() const { return impl_->endpoint; }
@@ -571,7 +621,7 @@ void http_server::stop() {
         boost::system::error_code ignored; // the acceptor goes away either way
         s.acceptor->close(ignored);
     });
-    std::vector<std::shared_ptr<http_connection>> live;
+    std::vector<std::shared_ptr<connection_base>> live;
     {
         std::lock_guard lock(s.mutex);
         for (const auto& [id, weak] : s.connections)

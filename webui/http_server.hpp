@@ -37,9 +37,14 @@
 #include <utility>
 #include <vector>
 
+namespace pulsegate::common {
+class tls_source;
+}
+
 namespace pulsegate::webui {
 
 namespace detail {
+template <class Stream>
 class http_connection;
 }
 
@@ -59,6 +64,10 @@ struct http_server_options {
     // WebSocket endpoints by exact path (webui/websocket.hpp). Upgrade
     // requests to other paths are routed as plain requests.
     std::vector<std::pair<std::string, websocket_acceptor>> websockets{};
+    // HTTPS with the source's current certificate (taken per connection, so
+    // a reload reaches new connections); null: plain HTTP. Must outlive the
+    // server.
+    const common::tls_source* tls = nullptr;
 };
 
 class http_server {
@@ -83,6 +92,7 @@ public:
     void stop();
 
 private:
+    template <class Stream>
     friend class detail::http_connection;
     struct impl;
     std::unique_ptr<impl> impl_;

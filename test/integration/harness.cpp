@@ -181,8 +181,10 @@ std::uint16_t broker_process::http_port() const {
     return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
 }
 
-std::uint16_t broker_process::wait_http_port(ms timeout) const {
-    static constexpr std::string_view marker = "proto=http addr=127.0.0.1:";
+std::uint16_t broker_process::wait_http_port(ms timeout) const { return wait_port("http", timeout); }
+
+std::uint16_t broker_process::wait_port(std::string_view proto, ms timeout) const {
+    const std::string marker = "proto=" + std::string(proto) + " addr=127.0.0.1:";
     const auto deadline = steady::now() + timeout;
     auto nap = 2ms;
     for (;;) {
@@ -192,7 +194,7 @@ std::uint16_t broker_process::wait_http_port(ms timeout) const {
         if (at != std::string::npos && log.find('\n', at) != std::string::npos)
             return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
         if (steady::now() >= deadline)
-            throw std::runtime_error("the broker log has no \"listening proto=http\" line since the last start");
+            throw std::runtime_error("the broker log has no \"listening " + marker + "\" line since the last start");
         // The log is a file: nothing to wait on but time.
         std::this_thread::sleep_for(nap);
         nap = std::min(nap * 2, ms{50});
@@ -256,7 +258,8 @@ void broker_process::write_config() {
     if (o.max_connections) f << "max_connections = " << *o.max_connections << "\n";
     if (o.connect_timeout_ms) f << "connect_timeout_ms = " << *o.connect_timeout_ms << "\n";
     if (o.sys_interval_s) f << "sys_interval_s = " << *o.sys_interval_s << "\n";
-    f << "\n[http]\nlisten = \"127.0.0.1:0\"\n";
+    f << "\n[http]\nlisten = \"127.0.0.1:0\"\n" << o.http_toml << "\n";
+    if (!o.tls_toml.empty()) f << "\n[tls]\n" << o.tls_toml << "\n";
     f << "\n[auth]\n";
     f << "allow_anonymous = " << (o.allow_anonymous ? "true" : "false") << "\n";
     f << "anonymous_tenant = \"" << o.anonymous_tenant << "\"\n";

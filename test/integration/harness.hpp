@@ -84,6 +84,10 @@ struct broker_options {
     // pulsegate only: `key = value` lines for [rules] (e.g.
     // "heartbeat_grace_s = 0"); empty: the section is not written.
     std::string rules_toml;
+    // pulsegate only: more `key = value` lines for [http] (listen is
+    // 127.0.0.1:0), and lines for [tls] (section not written when empty).
+    std::string http_toml;
+    std::string tls_toml;
     // pulsegate only: `key = value` lines for [delivery] (e.g.
     // "allow_private_targets = [\"127.0.0.0/8\"]").
     std::string delivery_toml;
@@ -128,6 +132,9 @@ public:
     // (the daemon opens HTTP just after the MQTT listener that start() waits
     // for); throws std::runtime_error when none comes.
     std::uint16_t wait_http_port(ms timeout = 15s) const;
+    // Any listener's port from its "listening proto=PROTO addr=127.0.0.1:PORT"
+    // line of the last start ("mqtts", "https", ...), waiting like wait_http_port.
+    std::uint16_t wait_port(std::string_view proto, ms timeout = 15s) const;
 
     // SIGTERM and wait for exit (clean shutdown); returns the exit status.
     int stop();

@@ -251,10 +251,10 @@ TEST_CASE("unknown sections and keys are errors") {
           "max_connections, max_topic_levels, connect_timeout_ms, max_session_expiry_s, sys_interval_s)");
     CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
     CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
-          "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [storage], [auth], "
+          "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [tls], [storage], [auth], "
           "[delivery], [rules], [log])");
     CHECK(error_of("listen = \"0.0.0.0:1883\"\n") ==
-          "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], "
+          "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], [tls], "
           "[storage], [auth], [delivery], [rules], [log])");
     CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
     CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") ==
@@ -373,4 +373,37 @@ TEST_CASE("[[acl]] entries are read in order and survive to_toml") {
     CHECK(cfg.acl[0] == acl_entry{"anonymous", "subscribe", "test/nosubscribe", "deny"});
     CHECK(cfg.acl[1] == acl_entry{"*", "both", "#", "allow"});
     CHECK(parse_config(to_toml(cfg), "again", no_env) == cfg);
+}
+
+TEST_CASE("[tls]: keys, environment, and the keys that go together") {
+    auto c = parse("[tls]\ncert = \"/etc/pg/cert.pem\"\nkey = \"/etc/pg/key.pem\"\nlisten = \"127.0.0.1:8884\"\n"
+                   "client_ca = \"/etc/pg/ca.pem\"\nrequire_client_cert = true\n[http]\nhttps = false\n");
+    CHECK(c.tls.enabled());
+    CHECK(c.tls.cert == "/etc/pg/cert.pem");
+    CHECK(c.tls.listen == std::vector<std::string>{"127.0.0.1:8884"});
+    CHECK(c.tls.require_client_cert);
+    CHECK_FALSE(c.http.https);
+    CHECK(to_broker_options(c).tls_listen == std::vector<std::string>{"127.0.0.1:8884"});
+    CHECK_FALSE(config{}.tls.enabled());
+    CHECK(config{}.tls.listen == std::vector<std::string>{"0.0.0.0:8883"});
+
+    auto e = parse("", {{"PULSEGATE_TLS_CERT", "/c.pem"}, {"PULSEGATE_TLS_KEY", "/k.pem"}});
+    CHECK(e.tls.cert == "/c.pem");
+    CHECK(e.tls.key == "/k.pem");
+
+    CHECK(error_of("[tls]\ncert = \"/c.pem\"\n") ==
+          "pulsegate.toml: [tls] cert and key go together: set both (TLS) or neither (no TLS)");
+    CHECK(error_of("[tls]\nclient_ca = \"/ca.pem\"\n") == "pulsegate.toml: [tls] client_ca needs [tls] cert and key");
+    CHECK(error_of("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nrequire_client_cert = true\n") ==
+          "pulsegate.toml: [tls] require_client_cert needs [tls] client_ca (the CA that signs the client "
+          "certificates)");
+    CHECK(error_of("[tls]\nlisten = \"*:8883\"\n") ==
+          "pulsegate.toml: [tls] listen: expected \"host:port\" with an IP address (e.g. \"0.0.0.0:8883\"), got "
+          "\"*:8883\"");
+
+    config a;
+    config b = a;
+    b.tls.cert = "/new.pem";
+    b.http.https = false;
+    CHECK(restart_only_changes(a, b) == std::vector<std::string>{"[http] https", "[tls] cert"});
 }

@@ -1,0 +1,235 @@
+// TLS at the edge ([tls], common/tls.hpp): the MQTT TLS listener with
+// mosquitto_sub/pub and Paho, client certificates naming "tenant/device",
+// refusals (a client that does not trust our CA, a certificate from another
+// CA, a certificate for no device, a user name that is not the
+// certificate's), HTTPS with curl and the Secure session cookie, and a
+// certificate reload on SIGHUP that keeps open connections.
+// Certificates come from the openssl command, made per run.
+
+#include "harness.hpp"
+#include "tenant_world.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+using namespace pulsegate::itest;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string must_run(std::vector<std::string> argv) {
+    const auto what = argv.front() + " " + (argv.size() > 1 ? argv[1] : "");
+    auto r = run_process(std::move(argv), 30s);
+    REQUIRE_MESSAGE((r.exit_code && *r.exit_code == 0), what << " failed:\n" << r.output);
+    return r.output;
+}
+
+// A test PKI in a temp dir: two CAs, the server's certificate (for
+// 127.0.0.1) and client certificates.
+struct pki {
+    fs::path dir;
+
+    pki() {
+        std::string tmpl = (fs::temp_directory_path() / "pg-tls-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        dir = tmpl;
+        make_ca("ca");
+        make_ca("other-ca");
+        issue("server", "ca", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+        issue("device", "ca", "/CN=acme\\/s1");
+        issue("ghost", "ca", "/CN=acme\\/nobody");
+        issue("stranger", "other-ca", "/CN=acme\\/s1");
+    }
+    ~pki() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+
+    std::string operator()(const std::string& name) const { return (dir / name).string(); }
+
+    void make_ca(const std::string& name) {
+        must_run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                  "-keyout", (*this)(name + ".key"), "-out", (*this)(name + ".pem"), "-days", "2", "-subj",
+                  "/CN=" + name});
+    }
+    void issue(const std::string& name, const std::string& ca, const std::string& subject,
+               const std::string& san = {}) {
+        must_run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                  (*this)(name + ".key"), "-out", (*this)(name + ".csr"), "-subj", subject});
+        std::vector<std::string> sign{"openssl", "x509", "-req", "-in", (*this)(name + ".csr"), "-CA",
+                                      (*this)(ca + ".pem"), "-CAkey", (*this)(ca + ".key"), "-CAcreateserial",
+                                      "-out", (*this)(name + ".pem"), "-days", "2"};
+        if (!san.empty()) {
+            std::ofstream((*this)(name + ".ext")) << san << "\n";
+            sign.insert(sign.end(), {"-extfile", (*this)(name + ".ext")});
+        }
+        must_run(sign);
+    }
+};
+
+std::string tls_toml(const pki& p, bool client_ca) {
+    std::string t = "cert = \"" + p("server.pem") + "\"\nkey = \"" + p("server.key") + "\"\nlisten = \"127.0.0.1:0\"\n";
+    if (client_ca) t += "client_ca = \"" + p("ca.pem") + "\"\n";
+    return t;
+}
+
+// mosquitto_pub over TLS; returns (exit code, output).
+process_result tls_pub(std::uint16_t port, const pki& p, const std::string& ca, std::vector<std::string> more) {
+    std::vector<std::string> argv{"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(port), "--cafile",
+                                  p(ca), "-t", "d/s1/telemetry", "-m", R"({"temp":21.5})", "-q", "1"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    return run_process(std::move(argv), 15s);
+}
+
+bool ok(const process_result& r) { return r.exit_code && *r.exit_code == 0; }
+
+// The subject of the certificate the server at `port` presents.
+std::string served_subject(std::uint16_t port, const pki& p) {
+    auto r = run_process({"sh", "-c",
+                          "openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile '" +
+                              p("ca.pem") + "' </dev/null 2>/dev/null | openssl x509 -noout -subject"},
+                         15s);
+    return r.output;
+}
+
+} // namespace
+
+TEST_CASE("MQTT over TLS: server certificate, client certificates, refusals" * doctest::skip(is_mosquitto())) {
+    pki p;
+    auto o = rules_options();
+    o.tls_toml = tls_toml(p, true);
+    o.http_toml = "https = false\n"; // REST set-up over plain HTTP
+    world w(o);
+    auto t = w.make_tenant("acme", {{"s1"}, {"s2"}});
+    const auto port = w.b.wait_port("mqtts");
+
+    // The tenant's integrator sees what the devices publish.
+    auto watcher = mqtt_as(w.b, "watcher", "acme/api", t.token);
+    REQUIRE(watcher->subscribe("d/+/telemetry", 1) == 1);
+
+    SUBCASE("a device with its password over TLS (mosquitto_pub), and Paho's ssl://") {
+        auto r = tls_pub(port, p, "ca.pem", {"-u", "acme/s1", "-P", t.secret["s1"], "-i", "tls-pw"});
+        CHECK_MESSAGE(ok(r), r.output);
+        auto m = watcher->messages().pop();
+        REQUIRE(m);
+        CHECK(m->topic == "d/s1/telemetry");
+
+        paho_client paho("ssl://127.0.0.1:" + std::to_string(port), "tls-paho", 5);
+        auto opts = mqtt::connect_options_builder()
+                        .mqtt_version(MQTTVERSION_5)
+                        .user_name("acme/s2")
+                        .password(t.secret["s2"])
+                        .ssl(mqtt::ssl_options_builder().trust_store(p("ca.pem")).finalize())
+                        .finalize();
+        paho.connect(opts);
+        paho.publish("d/s2/telemetry", R"({"temp":22})", 1);
+        auto m2 = watcher->messages().pop();
+        REQUIRE(m2);
+        CHECK(m2->topic == "d/s2/telemetry");
+        CHECK(m2->payload == R"({"temp":22})");
+    }
+    SUBCASE("a client certificate naming acme/s1 is that device, with no password") {
+        auto r = tls_pub(port, p, "ca.pem", {"--cert", p("device.pem"), "--key", p("device.key"), "-i", "tls-cert"});
+        CHECK_MESSAGE(ok(r), r.output);
+        auto m = watcher->messages().pop();
+        REQUIRE(m);
+        CHECK(m->topic == "d/s1/telemetry");
+        CHECK(m->payload == R"({"temp":21.5})");
+        // The same user name as the certificate is fine too.
+        auto same = tls_pub(port, p, "ca.pem",
+                            {"--cert", p("device.pem"), "--key", p("device.key"), "-u", "acme/s1", "-i", "tls-same"});
+        CHECK_MESSAGE(ok(same), same.output);
+    }
+    SUBCASE("refused: a certificate for no device, another user name, another CA's certificate, our CA untrusted") {
+        auto ghost = tls_pub(port, p, "ca.pem", {"--cert", p("ghost.pem"), "--key", p("ghost.key")});
+        CHECK_FALSE(ghost.exit_code == 0);
+        CHECK_MESSAGE(ghost.output.find("not authorised") != std::string::npos, ghost.output);
+
+        auto other_user = tls_pub(port, p, "ca.pem",
+                                  {"--cert", p("device.pem"), "--key", p("device.key"), "-u", "acme/s2", "-P",
+                                   t.secret["s2"]});
+        CHECK_FALSE(other_user.exit_code == 0);
+        CHECK_MESSAGE(other_user.output.find("not authorised") != std::string::npos, other_user.output);
+
+        auto stranger = tls_pub(port, p, "ca.pem", {"--cert", p("stranger.pem"), "--key", p("stranger.key")});
+        CHECK_FALSE(stranger.exit_code == 0);
+
+        auto untrusted = tls_pub(port, p, "other-ca.pem", {"-u", "acme/s1", "-P", t.secret["s1"]});
+        CHECK_FALSE(untrusted.exit_code == 0);
+
+        // Nothing of that reached the tenant; the rejected events say why
+        // (written once a second).
+        CHECK_FALSE(watcher->messages().pop(quiet_window));
+        bool named = false;
+        std::string seen;
+        for (const auto deadline = steady::now() + event_timeout; !named && steady::now() < deadline;) {
+            auto rejected = ok(w.op.get("/api/v1/operator/rejected?tenant=acme"), "rejected events");
+            for (const auto& e : rejected["items"].items())
+                named = named || e["reason"].str().find("no device \"acme/nobody\"") != std::string::npos;
+            seen = rejected.dump();
+            if (!named) std::this_thread::sleep_for(100ms);
+        }
+        CHECK_MESSAGE(named, seen);
+    }
+}
+
+TEST_CASE("HTTPS with the same certificate; SIGHUP loads a renewed one and keeps open connections" *
+          doctest::skip(is_mosquitto())) {
+    pki p;
+    broker_options o;
+    o.admin_password = "admin-pass-23";
+    o.tls_toml = tls_toml(p, false);
+    broker_process b(o);
+    const auto https = b.wait_port("https");
+    const auto mqtts = b.wait_port("mqtts");
+    const std::string base = "https://127.0.0.1:" + std::to_string(https);
+
+    auto health = run_process({"curl", "-sS", "--cacert", p("ca.pem"), base + "/healthz"}, 15s);
+    REQUIRE_MESSAGE(ok(health), health.output);
+    CHECK(health.output.find("\"ok\"") != std::string::npos);
+    // TLS 1.1 is refused.
+    auto old = run_process({"curl", "-sS", "--cacert", p("ca.pem"), "--tls-max", "1.1", base + "/healthz"}, 15s);
+    CHECK_FALSE(ok(old));
+    // The session cookie is Secure under HTTPS.
+    auto login = run_process({"curl", "-sS", "-i", "--cacert", p("ca.pem"), "-H", "Content-Type: application/json",
+                              "-d", R"({"username":"admin","password":"admin-pass-23"})", base + "/api/v1/auth/login"},
+                             15s);
+    REQUIRE_MESSAGE(ok(login), login.output);
+    CHECK_MESSAGE(login.output.find("HTTP/1.1 200") != std::string::npos, login.output);
+    CHECK_MESSAGE(login.output.find("; Secure") != std::string::npos, login.output);
+
+    CHECK(served_subject(https, p).find("CN = localhost") != std::string::npos);
+    // A subscriber over TLS stays connected through the reload.
+    paho_client sub("ssl://127.0.0.1:" + std::to_string(mqtts), "tls-sub", 4);
+    sub.connect(mqtt::connect_options_builder()
+                    .mqtt_version(MQTTVERSION_3_1_1)
+                    .user_name("admin")
+                    .password("admin-pass-23")
+                    .ssl(mqtt::ssl_options_builder().trust_store(p("ca.pem")).finalize())
+                    .finalize());
+    sub.subscribe("renewal/#", 1);
+
+    p.issue("server", "ca", "/CN=renewed", "subjectAltName=IP:127.0.0.1");
+    REQUIRE(::kill(b.pid(), SIGHUP) == 0);
+    const auto deadline = steady::now() + event_timeout;
+    while (b.log_text().find("TLS certificate reloaded") == std::string::npos && steady::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    REQUIRE_MESSAGE(b.log_text().find("TLS certificate reloaded") != std::string::npos, b.log_text());
+    CHECK(served_subject(https, p).find("CN = renewed") != std::string::npos);
+    CHECK(served_subject(mqtts, p).find("CN = renewed") != std::string::npos);
+
+    mosq_client pub("after-reload");
+    pub.credentials("admin", "admin-pass-23");
+    REQUIRE(pub.connect(b.port()) == 0);
+    pub.publish("renewal/x", "still here", 1);
+    auto m = sub.messages().pop();
+    REQUIRE(m);
+    CHECK(m->payload == "still here");
+    CHECK(sub.connected());
+}
