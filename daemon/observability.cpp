@@ -8,6 +8,7 @@
 #include "engine/rules_engine.hpp"
 #include "webui/api.hpp"
 #include "storage/lmdb_store.hpp"
+#include "storage/state/delivery_repository.hpp"
 #include "webui/builtin_routes.hpp"
 #include "webui/static_assets.hpp"
 
@@ -181,6 +182,13 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     delivery_series("pulsegate_delivery_circuits_opened_total",
                     "Times an integration's receiver failed often enough to be left alone for a while",
                     [](const auto& s) { return double(s.circuits_opened); });
+    // Jobs not yet delivered or given up (waiting, backing off, or being
+    // sent): what a receiver that is down lets pile up.
+    series_.push_back(metrics_.add_callback_gauge(
+        "pulsegate_delivery_outbox_depth", "Delivery jobs pending or in flight", [&db] {
+            auto c = storage::state::delivery_repository(db).count();
+            return c ? double(c->pending + c->in_flight) : 0.0;
+        }));
 
     auto& commit_seconds = metrics_.add_histogram(
         "pulsegate_storage_commit_duration_seconds", "Time of one storage write transaction, fsync included",

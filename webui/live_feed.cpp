@@ -10,7 +10,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <deque>
+#include <functional>
 
 namespace pulsegate::webui {
 
@@ -35,8 +37,10 @@ bool same_origin(std::string_view origin, std::string_view host) {
 // or its destruction, whichever comes first.
 class live_feed::client final : public websocket_session {
 public:
-    client(live_feed& feed, std::string tenant, std::string user)
-        : feed_(feed), tenant_(std::move(tenant)), user_(std::move(user)) {}
+    // `still_allowed`: whether the credentials the feed was opened with
+    // still let it in (the session may end: logout, expiry, a disabled user).
+    client(live_feed& feed, std::string tenant, std::string user, std::function<bool()> still_allowed)
+        : feed_(feed), tenant_(std::move(tenant)), user_(std::move(user)), still_allowed_(std::move(still_allowed)) {}
     ~client() override { feed_.remove(this); }
 
     const std::string& tenant() const noexcept { return tenant_; }
@@ -47,6 +51,15 @@ public:
             wake_ = std::move(wake);
         }
         send(message({{"type", "hello"}, {"tenant", tenant_}, {"user", user_}}));
+    }
+
+    // Before anything more is sent: a feed whose session has ended closes.
+    // Asked at most once a second (a database lookup).
+    websocket_close should_close() override {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - checked_ < std::chrono::seconds(1)) return websocket_close::none;
+        checked_ = now;
+        return still_allowed_() ? websocket_close::none : websocket_close::policy_violation;
     }
 
     std::optional<std::string> next_outgoing() override {
@@ -122,6 +135,8 @@ private:
     live_feed& feed_;
     const std::string tenant_;
     const std::string user_;
+    const std::function<bool()> still_allowed_;
+    std::chrono::steady_clock::time_point checked_ = std::chrono::steady_clock::now(); // writer's strand only
     std::mutex mutex_;
     std::deque<std::string> queue_;
     std::function<void()> wake_;
@@ -158,7 +173,18 @@ websocket_acceptor live_feed::acceptor(auth& a) {
                 return json_error(http::status::service_unavailable, codes::unavailable,
                                   "too many live feeds are open; try again later");
         }
-        auto c = std::make_shared<client>(*this, *who->tenant, who->name);
+        // The credentials, kept to ask again later (client::should_close).
+        auto credentials = std::make_shared<http::fields>();
+        for (const auto field : {http::field::cookie, http::field::authorization})
+            if (const auto v = ctx.header(field)) credentials->set(field, *v);
+        auto still_allowed = [&a, credentials] {
+            request_context again;
+            again.method = http::verb::get;
+            again.target = again.path = "/api/v1/ws";
+            again.headers = credentials.get();
+            return a.check(again, access::tenant_read).has_value();
+        };
+        auto c = std::make_shared<client>(*this, *who->tenant, who->name, std::move(still_allowed));
         add(c.get());
         return c;
     };

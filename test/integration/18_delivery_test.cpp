@@ -123,6 +123,15 @@ std::int64_t alert_of(tenant_setup const& t, std::string const& device, std::str
     return id_of(list["items"][0]["id"]);
 }
 
+// pulsegate_delivery_outbox_depth from /metrics.
+double outbox_depth(std::uint16_t http) {
+    const std::string name = "\npulsegate_delivery_outbox_depth ";
+    const auto text = http_get(http, "/metrics").body;
+    const auto at = text.find(name);
+    REQUIRE_MESSAGE(at != std::string::npos, "no outbox depth in /metrics");
+    return std::stod(text.substr(at + name.size()));
+}
+
 } // namespace
 
 TEST_CASE("integrations: settings checked, secrets masked, destinations guarded, test send" * doctest::skip(is_mosquitto())) {
@@ -275,6 +284,7 @@ TEST_CASE("kill -9 while the receiver is down: after the restart the job is deli
              },
              "retries recorded");
     CHECK(hook.of("alert.opened", alert).size() >= 2);
+    CHECK(outbox_depth(w.http) == 1); // the job waits for the receiver
     w.b.kill9();
     hook.down(false);
     w.b.restart();
@@ -295,6 +305,7 @@ TEST_CASE("kill -9 while the receiver is down: after the restart the job is deli
     const auto& attempts = log["items"][0]["attempt_log"];
     CHECK(attempts.size() == hook.of("alert.opened", alert).size());
     CHECK(attempts[attempts.size() - 1]["outcome"].str() == "delivered");
+    CHECK(outbox_depth(w.http) == 0);
 }
 
 TEST_CASE("a route with repeat_s reminds of a still-open alert until it closes" * doctest::skip(is_mosquitto())) {

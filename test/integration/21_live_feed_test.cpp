@@ -21,6 +21,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 
 using namespace pulsegate::itest;
 namespace asio = boost::asio;
@@ -65,7 +66,10 @@ public:
             ioc_.run();
             return std::nullopt;
         }
-        if (*done) return std::nullopt;
+        if (*done) {
+            closed_by_server = *done == websocket::error::closed;
+            return std::nullopt;
+        }
         return parse_json(beast::buffers_to_string(buf.data()));
     }
 
@@ -80,6 +84,7 @@ public:
     }
 
     unsigned status = 0;
+    bool closed_by_server = false; // a read ended with the server's close frame
 
 private:
     asio::io_context ioc_;
@@ -106,6 +111,22 @@ TEST_CASE("the live feed: access, subscriptions, readings and alert events as th
     SUBCASE("no session: 401; another site's page: 403") {
         CHECK(feed_client(port, "", origin_of(port)).status == 401);
         CHECK(feed_client(port, t.admin.cookie, std::string("http://evil.example")).status == 403);
+    }
+    SUBCASE("a feed whose session ended (logout) closes before it sends more") {
+        feed_client feed(port, t.admin.cookie, origin_of(port));
+        REQUIRE(feed.status == 0);
+        REQUIRE(feed.next_of("hello"));
+        feed.send(R"({"op":"subscribe","device":"s1"})");
+        REQUIRE(feed.next_of("subscribed"));
+        auto dev = device_client(w.b, t, "s1");
+        dev->publish("d/s1/telemetry", R"({"temp":20})", 1);
+        REQUIRE(feed.next_of("telemetry")); // open while the session lasts
+
+        CHECK(t.admin.post("/api/v1/auth/logout").status == 204);
+        std::this_thread::sleep_for(1100ms); // the feed asks at most once a second
+        dev->publish("d/s1/telemetry", R"({"temp":21})", 1);
+        CHECK_FALSE(feed.next_of("telemetry"));
+        CHECK(feed.closed_by_server);
     }
     SUBCASE("subscribed: the device's readings and the tenant's alert events") {
         feed_client feed(port, t.admin.cookie, origin_of(port));
