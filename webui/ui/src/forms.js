@@ -96,9 +96,14 @@ export function table(columns, rows, rowAttrs = () => ({}), empty = 'Nothing her
   return h('div', { class: 'table-wrap' },
     h('table', { class: 'list' },
       h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c.title)))),
-      h('tbody', null, rows.map((r) => h('tr', rowAttrs(r),
-        columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title },
-          c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(r)) : c.cell(r))))))));
+      h('tbody', null, rows.map((r) => tableRow(columns, r, rowAttrs)))));
+}
+
+// One <tr> of table() (rows appended later, e.g. by util.js pagedTable).
+export function tableRow(columns, row, rowAttrs = () => ({})) {
+  return h('tr', rowAttrs(row),
+    columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title },
+      c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(row)) : c.cell(row))));
 }
 
 // Fetches every page of a list route (`next_cursor`), up to `max` items.
