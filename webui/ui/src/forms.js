@@ -106,19 +106,6 @@ export function tableRow(columns, row, rowAttrs = () => ({})) {
       c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(row)) : c.cell(row))));
 }
 
-// Fetches every page of a list route (`next_cursor`), up to `max` items.
-export async function listAll(api, path, max = 1000) {
-  const items = [];
-  let cursor = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api.get(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
-    items.push(...(page.items ?? []));
-    cursor = page.next_cursor;
-  } while (cursor && items.length < max);
-  return items;
-}
-
 // A page shell: <section data-page=name> with a heading, a toolbar, a status
 // line and a body that `refresh` re-fills.
 export function pageShell(name, heading, ...toolbar) {
@@ -140,17 +127,7 @@ export function pageShell(name, heading, ...toolbar) {
 export function val(el) { const v = el.value.trim(); return v === '' ? undefined : v; }
 export function num(el) { const v = el.value.trim(); return v === '' ? undefined : Number(v); }
 
-// "k=v, k2=v2" <-> {k: v}
-export function parseLabels(text) {
-  const out = {};
-  for (const part of text.split(',')) {
-    const p = part.trim();
-    if (!p) continue;
-    const i = p.indexOf('=');
-    if (i < 0) out[p] = ''; else out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
-  }
-  return out;
-}
+// {k: v} -> "k=v, k2=v2" (util.js parseLabels reads it back).
 export function formatLabels(labels) {
   return Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
 }

@@ -3,8 +3,8 @@
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, select, listAll, pageShell, when } from '/assets/forms.js';
-import { pagedTable } from '/assets/util.js';
+import { field, select, pageShell, when } from '/assets/forms.js';
+import { pagedTable, listAll } from '/assets/util.js';
 
 export const path = '/deliveries';
 export const title = 'Deliveries';

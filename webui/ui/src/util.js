@@ -35,6 +35,7 @@ export function labelsText(labels) {
   return Object.entries(labels ?? {}).map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join(', ');
 }
 
+// "k=v, k2=v2" -> {k: v}; a part without "=" is a label with an empty value.
 export function parseLabels(text) {
   const out = {};
   for (const part of text.split(',')) {
@@ -47,14 +48,18 @@ export function parseLabels(text) {
   return out;
 }
 
-// All pages of a listing (follows next_cursor, up to `max` items).
+// Every page of a list route (follows next_cursor) until `max` items or
+// more. `path` may carry filters; without a limit of its own it asks for
+// 500 items a request.
 export async function listAll(api, path, max = 2000) {
+  const q = path.indexOf('?');
+  const limit = new URLSearchParams(q < 0 ? '' : path.slice(q + 1)).has('limit') ? '' : 'limit=500';
   const items = [];
   let cursor = null;
   do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api.get(`${path}${sep}limit=500${cursor ? `&cursor=${enc(cursor)}` : ''}`);
-    items.push(...page.items);
+    const params = [limit, cursor ? `cursor=${enc(cursor)}` : ''].filter(Boolean).join('&');
+    const page = await api.get(params ? `${path}${q < 0 ? '?' : '&'}${params}` : path);
+    items.push(...(page.items ?? []));
     cursor = page.next_cursor;
   } while (cursor && items.length < max);
   return items;
