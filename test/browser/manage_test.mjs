@@ -126,11 +126,20 @@ test('long lists come a page at a time; Load more appends the next page', async 
 
 test('an operator opening the audit page is in the audit log', async () => {
   const page = await b.newPage();
+  // More entries than the page's 100: one per tenant created.
+  const op = await d.login('admin', ADMIN_PASSWORD);
+  for (let i = 0; i < 101; i++) await op.call('POST', '/api/v1/operator/tenants', { id: `audited-${i}` });
   await uiLogin(page, d.base, 'admin', ADMIN_PASSWORD);
   await page.goto(`${d.base}/#/operator/audit`);
-  await page.locator('[data-audit-id]').first().waitFor();
+  const rows = page.locator('[data-audit-id]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 100);
+  await page.getByRole('button', { name: 'Older' }).click();
+  await eventually(async () => (await rows.count()) > 100, 'older entries below the first page');
+  const ids = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.auditId)));
+  assert.equal(new Set(ids).size, ids.length, 'no entry twice');
+  assert.deepEqual(ids, [...ids].sort((x, y) => y - x), 'newest first, older ones appended');
   await screenshot(page, 'operator-audit');
-  const op = await d.login('admin', ADMIN_PASSWORD);
   const audit = await op.call('GET', '/api/v1/operator/audit');
   assert.ok(audit.items.some((e) => e.actor === 'user:admin' && /audit/.test(JSON.stringify(e))),
     JSON.stringify(audit.items.slice(0, 3)));

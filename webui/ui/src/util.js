@@ -69,13 +69,13 @@ export async function listAll(api, path, max = 2000) {
 export const PAGE_SIZE = 200;
 
 // A list route shown a page at a time, as a table (forms.js table()): the
-// first page of `path` now, and a "Load more" button that appends the next
-// page while the route answers a next_cursor. `path` is a list route
-// ({"items", "next_cursor"}, taking ?limit= and ?cursor=) with any filters
-// in its query, but no limit or cursor. A failed "Load more" shows the
-// error under the table and can be retried; the first page's error is
-// thrown, like any failed load of a page.
-export async function pagedTable(api, path, { columns, rowAttrs, empty, limit = PAGE_SIZE }) {
+// first page of `path` now, and a "Load more" button (text: `more`) that
+// appends the next page while the route answers a next_cursor. `path` is a
+// list route ({"items", "next_cursor"}, taking ?limit= and ?cursor=) with
+// any filters in its query, but no limit or cursor. A failed "Load more"
+// shows the error under the table and can be retried; the first page's
+// error is thrown, like any failed load of a page.
+export async function pagedTable(api, path, { columns, rowAttrs, empty, limit = PAGE_SIZE, more: moreText = 'Load more' }) {
   const sep = path.includes('?') ? '&' : '?';
   const get = (cursor) => api.get(`${path}${sep}limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`);
   const first = await get(null);
@@ -85,7 +85,7 @@ export async function pagedTable(api, path, { columns, rowAttrs, empty, limit = 
   // Where focus goes when the last page hides the button it was on.
   const status = h('p', { class: 'muted pager-status', role: 'status', tabindex: '-1' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
-  const more = h('button', { type: 'button', class: 'secondary', onclick: loadMore }, 'Load more');
+  const more = h('button', { type: 'button', class: 'secondary', onclick: loadMore }, moreText);
 
   function update() {
     more.hidden = !cursor;
