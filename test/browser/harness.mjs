@@ -30,7 +30,10 @@ export async function eventually(f, what, ms = 15000) {
 }
 
 export class Daemon {
-  static async start(extraEnv = {}) {
+  // `extraEnv` is added to this process's environment (so PULSEGATE_* set
+  // by hand, e.g. PULSEGATE_HTTP_UI_DIR, reach the daemon too); `args` go
+  // after `serve` (e.g. ['--demo']).
+  static async start(extraEnv = {}, { args = [] } = {}) {
     const bin = process.env.PULSEGATE_BIN;
     if (!bin) throw new Error('PULSEGATE_BIN is not set (meson test sets it)');
     const dir = mkdtempSync(path.join(tmpdir(), 'pg-browser-'));
@@ -47,7 +50,7 @@ export class Daemon {
       ...extraEnv,
     };
     for (const k of Object.keys(env)) if (k === 'PULSEGATE_BIN' || k === 'PULSEGATE_SOURCE_ROOT') delete env[k];
-    const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const d = new Daemon(dir, child, log);
     let text = '';
     const collect = (chunk) => { text += chunk; d.logText = text; };

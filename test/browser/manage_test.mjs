@@ -1,7 +1,8 @@
 // Management through the pages: create a threshold rule and a webhook
 // integration, send a test delivery to a real HTTP receiver on loopback and
 // see its outcome; an invalid field is reported next to it. An operator's
-// visit to the audit page is itself in the audit log.
+// visit to the audit page is itself in the audit log. Long lists come a page
+// at a time with "Load more"; the delivery log and rejected events show theirs.
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,16 +63,83 @@ test('create a rule and a webhook integration, and send a test delivery', async 
   assert.equal(received.length, 1);
   assert.equal(JSON.parse(received[0].body).alert.device !== undefined, true);
   await screenshot(page, 'integrations');
+
+  // An alert routed to the hook is in the delivery log: one page, nothing
+  // more to load.
+  const hook = (await t.admin.call('GET', '/api/v1/integrations')).items.find((i) => i.name === 'ops hook');
+  await t.admin.call('POST', '/api/v1/routes', { name: 'all', integrations: [hook.id], match: {} });
+  d.publish('acme', 'boiler', t.secrets.boiler, '{"temp":95}');
+  const deliveries = await eventually(async () => {
+    const l = await t.admin.call('GET', '/api/v1/deliveries');
+    return l.items.length > 0 && l;
+  }, 'a delivery of the alert');
+  await page.goto(`${d.base}/#/deliveries`);
+  await page.locator('[data-delivery-id]').first().waitFor();
+  assert.equal(await page.locator('[data-delivery-id]').count(), deliveries.items.length);
+  assert.equal(await page.getByRole('button', { name: 'Load more' }).isVisible(), false);
+  assert.deepEqual(b.problems, []);
+});
+
+test('long lists come a page at a time; Load more appends the next page', async () => {
+  // The page size the UI asks for, from the script the daemon serves.
+  const util = await (await fetch(`${d.base}/assets/util.js`)).text();
+  const pageSize = Number(util.match(/export const PAGE_SIZE = (\d+);/)[1]);
+  const n = pageSize + 5;
+  const ids = Array.from({ length: n }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
+  await d.tenant('bulk', ids.map((id) => ({ id })));
+  // A refused connection for the rejected events page (mosquitto_pub fails).
+  assert.throws(() => d.publish('acme', 'boiler', 'not-the-secret', '{"temp":1}'));
+
+  const page = await b.newPage();
+  await uiLogin(page, d.base, 'admin', ADMIN_PASSWORD);
+  await page.goto(`${d.base}/#/operator/devices?tenant=bulk`);
+  const rows = page.locator('[data-page="operator-devices"] tbody tr[data-device]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), pageSize);
+  const more = page.getByRole('button', { name: 'Load more' });
+  assert.equal(await more.isVisible(), true);
+  // By keyboard: focus it and press Enter.
+  await more.focus();
+  await page.keyboard.press('Enter');
+  await eventually(async () => (await rows.count()) === n, `${n} rows`);
+  const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.device));
+  assert.deepEqual([...shown].sort(), ids, 'every device once');
+  assert.equal(await more.isVisible(), false, 'no Load more after the last page');
+  assert.match(await page.locator('.pager-status').textContent(), new RegExp(`All ${n} shown`));
+  assert.equal(await page.evaluate(() => document.activeElement.classList.contains('pager-status')), true,
+    'the focus stays in the list, not on the hidden button');
+  await screenshot(page, 'operator-devices-more');
+
+  // The rejected events page: its first page, the refused connection on it.
+  await page.goto(`${d.base}/#/operator/rejected`);
+  await page.locator('[data-page="operator-rejected"]').waitFor();
+  const rejected = page.locator('[data-rejected-id]');
+  await eventually(async () => {
+    await page.reload();
+    await page.locator('[data-page="operator-rejected"]').waitFor();
+    return (await rejected.count()) > 0;
+  }, 'the refused connection on the rejected events page');
+  assert.match(await rejected.first().textContent(), /boiler/);
+  assert.equal(await more.isVisible(), false);
   assert.deepEqual(b.problems, []);
 });
 
 test('an operator opening the audit page is in the audit log', async () => {
   const page = await b.newPage();
+  // More entries than the page's 100: one per tenant created.
+  const op = await d.login('admin', ADMIN_PASSWORD);
+  for (let i = 0; i < 101; i++) await op.call('POST', '/api/v1/operator/tenants', { id: `audited-${i}` });
   await uiLogin(page, d.base, 'admin', ADMIN_PASSWORD);
   await page.goto(`${d.base}/#/operator/audit`);
-  await page.locator('[data-audit-id]').first().waitFor();
+  const rows = page.locator('[data-audit-id]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 100);
+  await page.getByRole('button', { name: 'Older' }).click();
+  await eventually(async () => (await rows.count()) > 100, 'older entries below the first page');
+  const ids = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.auditId)));
+  assert.equal(new Set(ids).size, ids.length, 'no entry twice');
+  assert.deepEqual(ids, [...ids].sort((x, y) => y - x), 'newest first, older ones appended');
   await screenshot(page, 'operator-audit');
-  const op = await d.login('admin', ADMIN_PASSWORD);
   const audit = await op.call('GET', '/api/v1/operator/audit');
   assert.ok(audit.items.some((e) => e.actor === 'user:admin' && /audit/.test(JSON.stringify(e))),
     JSON.stringify(audit.items.slice(0, 3)));

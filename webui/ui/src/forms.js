@@ -96,22 +96,14 @@ export function table(columns, rows, rowAttrs = () => ({}), empty = 'Nothing her
   return h('div', { class: 'table-wrap' },
     h('table', { class: 'list' },
       h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c.title)))),
-      h('tbody', null, rows.map((r) => h('tr', rowAttrs(r),
-        columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title },
-          c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(r)) : c.cell(r))))))));
+      h('tbody', null, rows.map((r) => tableRow(columns, r, rowAttrs)))));
 }
 
-// Fetches every page of a list route (`next_cursor`), up to `max` items.
-export async function listAll(api, path, max = 1000) {
-  const items = [];
-  let cursor = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api.get(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
-    items.push(...(page.items ?? []));
-    cursor = page.next_cursor;
-  } while (cursor && items.length < max);
-  return items;
+// One <tr> of table() (rows appended later, e.g. by util.js pagedTable).
+export function tableRow(columns, row, rowAttrs = () => ({})) {
+  return h('tr', rowAttrs(row),
+    columns.map((c) => h('td', { class: c.className ?? null, 'data-label': c.title },
+      c.className === 'row-actions' ? h('div', { class: 'cell-actions' }, c.cell(row)) : c.cell(row))));
 }
 
 // A page shell: <section data-page=name> with a heading, a toolbar, a status
@@ -135,17 +127,7 @@ export function pageShell(name, heading, ...toolbar) {
 export function val(el) { const v = el.value.trim(); return v === '' ? undefined : v; }
 export function num(el) { const v = el.value.trim(); return v === '' ? undefined : Number(v); }
 
-// "k=v, k2=v2" <-> {k: v}
-export function parseLabels(text) {
-  const out = {};
-  for (const part of text.split(',')) {
-    const p = part.trim();
-    if (!p) continue;
-    const i = p.indexOf('=');
-    if (i < 0) out[p] = ''; else out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
-  }
-  return out;
-}
+// {k: v} -> "k=v, k2=v2" (util.js parseLabels reads it back).
 export function formatLabels(labels) {
   return Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
 }

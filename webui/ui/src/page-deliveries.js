@@ -1,9 +1,10 @@
 // #/deliveries: the delivery log (outbox jobs), filterable by status and
-// integration. GET /api/v1/deliveries.
+// integration, a page at a time ("Load more"). GET /api/v1/deliveries.
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, select, table, listAll, pageShell, when } from '/assets/forms.js';
+import { field, select, pageShell, when } from '/assets/forms.js';
+import { pagedTable, listAll } from '/assets/util.js';
 
 export const path = '/deliveries';
 export const title = 'Deliveries';
@@ -22,11 +23,10 @@ export async function render(ctx) {
       if (integration.value) q.set('integration', integration.value);
       location.hash = `#/deliveries${q.size ? `?${q}` : ''}`;
     } }, field('Status', status), field('Integration', integration), h('button', { type: 'submit', class: 'secondary' }, 'Filter')));
-  const q = new URLSearchParams({ limit: '200' });
+  const q = new URLSearchParams();
   for (const k of ['status', 'integration', 'alert']) if (ctx.query.get(k)) q.set(k, ctx.query.get(k));
-  const page = await api.get(`/api/v1/deliveries?${q}`);
   const intName = (id) => integrations.find((i) => i.id === id)?.name ?? `#${id}`;
-  shell.fill(table([
+  shell.fill(await pagedTable(api, `/api/v1/deliveries${q.size ? `?${q}` : ''}`, { columns: [
     { title: 'ID', cell: (d) => String(d.id) },
     { title: 'Event', cell: (d) => d.event },
     { title: 'Alert', cell: (d) => (d.alert ? h('a', { href: `#/alerts/${d.alert}` }, `#${d.alert}`) : '—') },
@@ -35,6 +35,6 @@ export async function render(ctx) {
     { title: 'Attempts', cell: (d) => `${d.attempts}${d.max_attempts ? ` / ${d.max_attempts}` : ''}` },
     { title: 'Last error', cell: (d) => h('span', { class: 'wrap' }, d.last_error ?? '') },
     { title: 'Updated', cell: (d) => when(d.updated_at) },
-  ], page.items, (d) => ({ 'data-delivery-id': d.id }), 'No deliveries.'));
+  ], rowAttrs: (d) => ({ 'data-delivery-id': d.id }), empty: 'No deliveries.' }));
   return shell.root;
 }

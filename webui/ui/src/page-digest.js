@@ -4,7 +4,8 @@
 
 import { h, mount } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, form, input, select, listAll, pageShell, num, when, button } from '/assets/forms.js';
+import { field, form, input, select, pageShell, num, when, button } from '/assets/forms.js';
+import { listAll } from '/assets/util.js';
 
 export const path = '/digest';
 export const title = 'Daily digest';

@@ -6,7 +6,8 @@
 
 import { h, mount } from '/assets/dom.js';
 import { api, ApiError } from '/assets/api.js';
-import { field, form, input, select, table, listAll, pageShell, val, num, button } from '/assets/forms.js';
+import { field, form, input, select, table, pageShell, val, num, button } from '/assets/forms.js';
+import { listAll } from '/assets/util.js';
 
 export const path = '/integrations';
 export const title = 'Integrations';

@@ -1,9 +1,10 @@
 // #/operator/devices: every tenant's devices (operators), with a tenant
-// filter. GET /api/v1/operator/devices?tenant=.
+// filter, a page at a time ("Load more"). GET /api/v1/operator/devices?tenant=.
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, input, table, listAll, pageShell, when, formatLabels } from '/assets/forms.js';
+import { field, input, pageShell, when, formatLabels } from '/assets/forms.js';
+import { pagedTable } from '/assets/util.js';
 
 export const path = '/operator/devices';
 export const title = 'All devices';
@@ -16,15 +17,14 @@ export async function render(ctx) {
   const shell = pageShell('operator-devices', 'All devices',
     h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); location.hash = filter.value.trim() ? `#/operator/devices?tenant=${encodeURIComponent(filter.value.trim())}` : '#/operator/devices'; } },
       field('Tenant filter', filter), h('button', { type: 'submit', class: 'secondary' }, 'Filter')));
-  const q = tenantFilter ? `&tenant=${encodeURIComponent(tenantFilter)}` : '';
-  const items = await listAll(api, `/api/v1/operator/devices?limit=200${q}`);
-  shell.fill(table([
+  const q = tenantFilter ? `?tenant=${encodeURIComponent(tenantFilter)}` : '';
+  shell.fill(await pagedTable(api, `/api/v1/operator/devices${q}`, { columns: [
     { title: 'Tenant', cell: (d) => d.tenant ?? '—' },
     { title: 'ID', cell: (d) => h('code', null, d.id) },
     { title: 'Name', cell: (d) => d.name ?? '' },
     { title: 'Labels', cell: (d) => formatLabels(d.labels) },
     { title: 'Last seen', cell: (d) => when(d.last_seen_at ?? d.last_seen) },
     { title: 'State', cell: (d) => (d.disabled ? 'disabled' : (d.online === false ? 'offline' : (d.online ? 'online' : ''))) },
-  ], items, (d) => ({ 'data-device': d.id, 'data-tenant': d.tenant }), 'No devices.'));
+  ], rowAttrs: (d) => ({ 'data-device': d.id, 'data-tenant': d.tenant }), empty: 'No devices.' }));
   return shell.root;
 }

@@ -3,7 +3,8 @@
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, form, input, table, listAll, pageShell, val, when, button } from '/assets/forms.js';
+import { field, form, input, table, pageShell, val, when, button } from '/assets/forms.js';
+import { listAll } from '/assets/util.js';
 
 export const path = '/operator/tenants';
 export const title = 'Tenants';

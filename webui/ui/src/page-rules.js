@@ -4,7 +4,8 @@
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, form, input, select, table, listAll, pageShell, val, num, parseLabels, formatLabels, button } from '/assets/forms.js';
+import { field, form, input, select, table, pageShell, val, num, formatLabels, button } from '/assets/forms.js';
+import { listAll, parseLabels } from '/assets/util.js';
 
 export const path = '/rules';
 export const title = 'Rules';

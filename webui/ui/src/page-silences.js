@@ -3,7 +3,8 @@
 
 import { h } from '/assets/dom.js';
 import { api } from '/assets/api.js';
-import { field, form, input, select, table, listAll, pageShell, val, num, parseLabels, formatLabels, when, button } from '/assets/forms.js';
+import { field, form, input, select, table, pageShell, val, num, formatLabels, when, button } from '/assets/forms.js';
+import { listAll, parseLabels } from '/assets/util.js';
 
 export const path = '/silences';
 export const title = 'Silences';

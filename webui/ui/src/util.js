@@ -1,6 +1,8 @@
 // Small helpers shared by the pages.
 
-import { h } from '/assets/dom.js';
+import { h, append } from '/assets/dom.js';
+import { ApiError } from '/assets/api.js';
+import { table, tableRow } from '/assets/forms.js';
 
 export const enc = encodeURIComponent;
 
@@ -33,6 +35,7 @@ export function labelsText(labels) {
   return Object.entries(labels ?? {}).map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join(', ');
 }
 
+// "k=v, k2=v2" -> {k: v}; a part without "=" is a label with an empty value.
 export function parseLabels(text) {
   const out = {};
   for (const part of text.split(',')) {
@@ -45,17 +48,80 @@ export function parseLabels(text) {
   return out;
 }
 
-// All pages of a listing (follows next_cursor, up to `max` items).
+// Every page of a list route (follows next_cursor) until `max` items or
+// more. `path` may carry filters; without a limit of its own it asks for
+// 500 items a request.
 export async function listAll(api, path, max = 2000) {
+  const q = path.indexOf('?');
+  const limit = new URLSearchParams(q < 0 ? '' : path.slice(q + 1)).has('limit') ? '' : 'limit=500';
   const items = [];
   let cursor = null;
   do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api.get(`${path}${sep}limit=500${cursor ? `&cursor=${enc(cursor)}` : ''}`);
-    items.push(...page.items);
+    const params = [limit, cursor ? `cursor=${enc(cursor)}` : ''].filter(Boolean).join('&');
+    const page = await api.get(params ? `${path}${q < 0 ? '?' : '&'}${params}` : path);
+    items.push(...(page.items ?? []));
     cursor = page.next_cursor;
   } while (cursor && items.length < max);
   return items;
+}
+
+// Items per request of the lists shown a page at a time (pagedTable).
+export const PAGE_SIZE = 200;
+
+// A list route shown a page at a time, as a table (forms.js table()): the
+// first page of `path` now, and a "Load more" button (text: `more`) that
+// appends the next page while the route answers a next_cursor. `path` is a
+// list route ({"items", "next_cursor"}, taking ?limit= and ?cursor=) with
+// any filters in its query, but no limit or cursor. A failed "Load more"
+// shows the error under the table and can be retried; the first page's
+// error is thrown, like any failed load of a page.
+export async function pagedTable(api, path, { columns, rowAttrs, empty, limit = PAGE_SIZE, more: moreText = 'Load more' }) {
+  const sep = path.includes('?') ? '&' : '?';
+  const get = (cursor) => api.get(`${path}${sep}limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+  const first = await get(null);
+  let cursor = first.next_cursor;
+  let shown = first.items.length;
+  let list = table(columns, first.items, rowAttrs, empty);
+  // Where focus goes when the last page hides the button it was on.
+  const status = h('p', { class: 'muted pager-status', role: 'status', tabindex: '-1' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const more = h('button', { type: 'button', class: 'secondary', onclick: loadMore }, moreText);
+
+  function update() {
+    more.hidden = !cursor;
+    status.textContent = cursor ? `${shown} shown; there are more.` : (shown > 0 ? `All ${shown} shown.` : '');
+  }
+
+  // Not `disabled` while loading: that would take the keyboard focus off it.
+  let busy = false;
+  async function loadMore() {
+    if (busy) return;
+    busy = true;
+    more.setAttribute('aria-busy', 'true');
+    error.hidden = true;
+    try {
+      const page = await get(cursor);
+      const tbody = list.querySelector('tbody');
+      if (tbody) append(tbody, page.items.map((r) => tableRow(columns, r, rowAttrs)));
+      else if (page.items.length > 0) { const t = table(columns, page.items, rowAttrs, empty); list.replaceWith(t); list = t; }
+      shown += page.items.length;
+      cursor = page.next_cursor;
+      const hadFocus = document.activeElement === more;
+      update();
+      if (hadFocus && more.hidden) status.focus();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return; // api.js went to the login page
+      if (!(err instanceof ApiError)) console.error(err);
+      error.hidden = false;
+      error.textContent = err instanceof ApiError ? err.message : 'Loading more failed; the browser console has the details.';
+    } finally {
+      busy = false;
+      more.removeAttribute('aria-busy');
+    }
+  }
+
+  update();
+  return h('div', { class: 'paged' }, list, h('div', { class: 'pager' }, more, status), error);
 }
 
 // The alerts that are not closed (open + acknowledged), newest first.
