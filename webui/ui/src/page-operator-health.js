@@ -18,7 +18,7 @@ const FIGURES = [
   ['Storage points written', 'pulsegate_storage_points_written_total'],
   ['Storage series', 'pulsegate_storage_series'],
   ['Storage queued operations', 'pulsegate_storage_queued_operations'],
-  ['Outbox depth', 'pulsegate_delivery_outbox_depth'],   // shown once the daemon exports it
+  ['Outbox depth', 'pulsegate_delivery_outbox_depth'],
   ['Delivery attempts', 'pulsegate_delivery_attempts_total'],
   ['Delivery circuits opened', 'pulsegate_delivery_circuits_opened_total'],
   ['Deliveries delivered', 'pulsegate_delivery_delivered_total'],
