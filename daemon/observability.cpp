@@ -45,6 +45,20 @@ private:
 
 } // namespace
 
+namespace {
+
+// "address:port", "[v6]:port".
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+    const auto a = ep.address().to_string();
+    return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+}
+
+} // namespace
+
+#ifndef PULSEGATE_VERSION
+#define PULSEGATE_VERSION "unknown"
+#endif
+
 observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                              const std::atomic<bool>& storage_ok, storage::state::database& db,
                              const engine::server_key& key, mqtt_identity& identity, engine::rules_engine& rules,
@@ -229,6 +243,17 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     webui::add_integration_routes(router_, *auth_, services);
     webui::add_digest_routes(router_, *auth_, services);
     webui::add_live_feed_route(router_);
+    webui::add_info_route(router_, *auth_, [&server, https = opts.tls != nullptr] {
+        const auto text = [](const std::vector<boost::asio::ip::tcp::endpoint>& eps) {
+            std::vector<std::string> out;
+            for (const auto& ep : eps) out.push_back(endpoint_text(ep));
+            return out;
+        };
+        return webui::server_info{.version = PULSEGATE_VERSION,
+                                  .mqtt = text(server.local_endpoints()),
+                                  .mqtts = text(server.tls_endpoints()),
+                                  .https = https};
+    });
     webui::http_server_options o;
     o.listen = std::move(opts.listen);
     o.threads = opts.threads;
@@ -254,10 +279,6 @@ void observability::stop() {
     if (http_) http_->stop();
 }
 
-std::string observability::address() const {
-    const auto ep = http_->local_endpoint();
-    return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
-           std::to_string(ep.port());
-}
+std::string observability::address() const { return endpoint_text(http_->local_endpoint()); }
 
 } // namespace pulsegate::daemon

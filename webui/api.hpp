@@ -2,7 +2,7 @@
 // The REST resources of DESIGN.md (Web UI and REST API): devices (+
 // telemetry query and latest), API tokens, rules (+ dry run), alerts,
 // silences, and the operator routes (tenants, users, devices, alerts, audit
-// log, rejected events). Every route goes through auth::guard; tenant routes
+// log, rejected events), and GET /api/v1/info. Every route goes through auth::guard; tenant routes
 // take the tenant from the caller only, and another tenant's ids answer 404
 // like unknown ones. Operator routes append their audit entry before they read
 // or write anything (no entry, no data: 503).
@@ -12,6 +12,10 @@
 #include "webui/auth.hpp"
 #include "webui/identity_hooks.hpp"
 #include "webui/router.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace pulsegate::storage {
 class lmdb_store;
@@ -59,5 +63,17 @@ void add_alert_routes(router& r, auth& a, const api_services& s);    // webui/ap
 void add_silence_routes(router& r, auth& a, const api_services& s);  // webui/api_silences.cpp
 void add_integration_routes(router& r, auth& a, const api_services& s); // webui/api_integrations.cpp
 void add_digest_routes(router& r, auth& a, const api_services& s);      // webui/api_digest.cpp
+
+// What GET /api/v1/info tells a signed-in user (webui/api_info.cpp).
+struct server_info {
+    std::string version;
+    std::vector<std::string> mqtt;  // "address:port" of the MQTT TCP listeners
+    std::vector<std::string> mqtts; // of the MQTT TLS listeners
+    std::string mqtt_websocket_path = "/mqtt"; // on this HTTP listener
+    bool https = false;
+};
+// `info` is asked on every request (listeners bound after the routes were
+// made are shown).
+void add_info_route(router& r, auth& a, std::function<server_info()> info);
 
 } // namespace pulsegate::webui

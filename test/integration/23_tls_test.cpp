@@ -108,6 +108,13 @@ TEST_CASE("MQTT over TLS: server certificate, client certificates, refusals" * d
     world w(o);
     auto t = w.make_tenant("acme", {{"s1"}, {"s2"}});
     const auto port = w.b.wait_port("mqtts");
+    // GET /api/v1/info shows the listeners a device can use.
+    auto info = ok(t.admin.get("/api/v1/info"), "info");
+    CHECK(info["mqtt"]["tls"][0].str() == "127.0.0.1:" + std::to_string(port));
+    CHECK(info["mqtt"]["tcp"][0].str() == "127.0.0.1:" + std::to_string(w.b.port()));
+    CHECK(info["mqtt"]["websocket"].str() == "/mqtt");
+    CHECK_FALSE(info["https"].boolean());
+    CHECK(ok(w.op.get("/api/v1/info"), "info for an operator")["version"].str() != "");
 
     // The tenant's integrator sees what the devices publish.
     auto watcher = mqtt_as(w.b, "watcher", "acme/api", t.token);

@@ -152,6 +152,7 @@ struct full_routes {
         add_integration_routes(r, *a, s);
         add_digest_routes(r, *a, s);
         add_live_feed_route(r);
+        add_info_route(r, *a, [] { return server_info{}; });
     }
 };
 
@@ -169,10 +170,10 @@ TEST_CASE("the OpenAPI document is OpenAPI 3.0 with the shared schemas") {
 
 TEST_CASE("the daemon's routes and the OpenAPI document agree") {
     full_routes all;
-    // 4 built-in, 2 web UI, 3 auth, 9 devices and telemetry, 3 tokens, 14
+    // 4 built-in, 2 web UI, 3 auth, 1 info, 9 devices and telemetry, 3 tokens, 14
     // operator, 6 rules, 5 alerts, 3 silences, 17 delivery (integrations,
     // routes, deliveries, digest), 1 live feed.
-    REQUIRE(all.r.routes().size() == 67);
+    REQUIRE(all.r.routes().size() == 68);
     const auto problems = mismatches(all.r, json::parse(openapi_document()));
     for (const auto& p : problems) FAIL_CHECK(p);
     CHECK(problems.empty());

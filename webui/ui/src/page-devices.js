@@ -34,10 +34,20 @@ function showError(form, err) {
   if (general) general.textContent = err.message;
 }
 
-// The secret, shown once, and a command that publishes with it.
-function secretBox(tenant, device, secret) {
+// The port of the first "address:port" in `listeners`, or null.
+function portOf(listeners) {
+  const first = listeners?.[0];
+  return first ? first.slice(first.lastIndexOf(':') + 1) : null;
+}
+
+// The secret, shown once, and a command that publishes with it to this
+// server's MQTT listener (GET /api/v1/info): TCP, else TLS.
+function secretBox(tenant, device, secret, info) {
   const host = location.hostname || 'localhost';
-  const cmd = `mosquitto_pub -h ${host} -p 1883 -u '${tenant}/${device}' -P '${secret}' -i '${device}' -t 'd/${device}/telemetry' -m '{"temp":21.5}' -q 1`;
+  const tcp = portOf(info?.mqtt?.tcp);
+  const tls = portOf(info?.mqtt?.tls);
+  const where = tcp ? `-p ${tcp}` : tls ? `-p ${tls} --cafile ca.pem` : '-p 1883';
+  const cmd = `mosquitto_pub -h ${host} ${where} -u '${tenant}/${device}' -P '${secret}' -i '${device}' -t 'd/${device}/telemetry' -m '{"temp":21.5}' -q 1`;
   const copy = (text) => async (e) => {
     const b = e.currentTarget;
     try { await navigator.clipboard.writeText(text); b.textContent = 'Copied'; } catch { b.textContent = 'Select and copy'; }
@@ -48,6 +58,14 @@ function secretBox(tenant, device, secret) {
     h('p', null, 'Publish a reading:'),
     h('pre', { class: 'copyable' }, h('code', { 'data-example': '' }, cmd)),
     h('button', { type: 'button', class: 'secondary', onclick: copy(cmd) }, 'Copy command'));
+}
+
+// GET /api/v1/info, once per page load; null if it cannot be read (the
+// example then shows the default port).
+let info;
+async function serverInfo() {
+  if (info === undefined) info = await api.get('/api/v1/info').catch(() => null);
+  return info;
 }
 
 export async function render(ctx) {
@@ -108,7 +126,7 @@ export async function render(ctx) {
           if (!window.confirm(`Rotate the MQTT secret of ${d.id}? The old one stops working.`)) return;
           try {
             const r = await api.post(`/api/v1/devices/${enc(d.id)}/secret`);
-            mount(notice, secretBox(tenant, d.id, r.secret));
+            mount(notice, secretBox(tenant, d.id, r.secret, await serverInfo()));
           } catch (err) { errBox.textContent = err.message; }
         } }, 'Rotate secret'),
         h('button', { type: 'button', class: 'danger', onclick: async () => {
@@ -133,7 +151,7 @@ export async function render(ctx) {
       const d = await api.post('/api/v1/devices', { id: f['dev-id'].value.trim(), name: f['dev-name'].value, labels: parseLabels(f['dev-labels'].value) });
       createForm.reset();
       createForm.hidden = true;
-      mount(notice, secretBox(tenant, d.id, d.secret));
+      mount(notice, secretBox(tenant, d.id, d.secret, await serverInfo()));
       await load();
       draw();
     } catch (err) { showError(createForm, err); }
