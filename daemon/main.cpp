@@ -95,7 +95,8 @@ std::string describe_path(const config_path& path) {
     return path ? logfmt_value(path->string()) : "none";
 }
 
-int check_config(const config_path& path) {
+// `quiet`: only errors and warnings (systemd's ExecStartPre).
+int check_config(const config_path& path, bool quiet) {
     config cfg;
     try {
         cfg = load_config(path, process_env);
@@ -103,8 +104,21 @@ int check_config(const config_path& path) {
         std::cerr << "pulsegate: " << e.what() << '\n';
         return 1;
     }
+    if (cfg.tls.enabled()) {
+        // The files, as serve would load them.
+        try {
+            common::make_server_tls_context(common::tls_files{.cert = cfg.tls.cert,
+                                                              .key = cfg.tls.key,
+                                                              .client_ca = cfg.tls.client_ca,
+                                                              .require_client_cert = cfg.tls.require_client_cert});
+        } catch (const std::exception& e) {
+            std::cerr << "pulsegate: " << e.what() << '\n';
+            return 1;
+        }
+    }
     for (const auto& name : unknown_env_overrides(environment_names()))
         std::cerr << "pulsegate: warning: " << name << " is not a configuration key; ignored\n";
+    if (quiet) return 0;
     std::cout << "# pulsegate effective configuration (defaults, "
               << (path ? "file " + path->string() + ", " : std::string("no file, "))
               << "environment)\n"
@@ -589,6 +603,8 @@ int run(int argc, char** argv) {
     std::string check_config_path;
     auto* check_cmd = app.add_subcommand(
         "check-config", "Load the configuration, print the effective configuration as TOML");
+    bool check_quiet = false;
+    check_cmd->add_flag("-q,--quiet", check_quiet, "Print nothing when the configuration is valid");
     check_cmd->add_option("-c,--config", check_config_path,
                           "Configuration file (TOML); without it: built-in defaults + PULSEGATE_* "
                           "environment");
@@ -650,7 +666,7 @@ int run(int argc, char** argv) {
         return 0;
     }
     if (*check_cmd)
-        return check_config(path_of(check_config_path));
+        return check_config(path_of(check_config_path), check_quiet);
     if (*init_cmd || *backup_cmd || *restore_cmd) {
         std::filesystem::path data_dir = admin_data_dir;
         if (admin_data_dir.empty()) {

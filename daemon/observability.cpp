@@ -55,10 +55,6 @@ std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
 
 } // namespace
 
-#ifndef PULSEGATE_VERSION
-#define PULSEGATE_VERSION "unknown"
-#endif
-
 observability::observability(broker::server& server, storage::lmdb_store& store, const ingest& telemetry,
                              const std::atomic<bool>& storage_ok, storage::state::database& db,
                              const engine::server_key& key, mqtt_identity& identity, engine::rules_engine& rules,
