@@ -56,6 +56,10 @@ connection::connection(shard& owner, std::unique_ptr<stream> s, std::uint64_t id
     : shard_(owner), stream_(std::move(s)), id_(id), remote_(stream_->remote_address()),
       certificate_(stream_->certificate_identity()) {
     opened_at_ = last_rx_ = clock::now();
+    const auto& o = shard_.opts;
+    const auto bucket = [&](double rate) { return token_bucket(rate, rate * o.publish_burst_s, opened_at_); };
+    if (o.max_publish_rate > 0) publish_rate_ = bucket(o.max_publish_rate);
+    if (o.max_publish_byte_rate > 0) publish_bytes_ = bucket(double(o.max_publish_byte_rate));
     shard_.connections.emplace(id_, this);
     shard_.counters.connections_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -539,6 +543,15 @@ void connection::handle_publish(const p::publish& pub) {
     }
     shard_.counters.publish_received.fetch_add(1, std::memory_order_relaxed);
     shard_.counters.publish_bytes_received.fetch_add(pub.payload.size(), std::memory_order_relaxed);
+    if (publish_rate_.limited() || publish_bytes_.limited()) {
+        // last_rx_: the time of the read this packet came in.
+        if (!publish_rate_.take(1, last_rx_) || !publish_bytes_.take(double(pub.payload.size()), last_rx_)) {
+            shard_.counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
+            close(reason_code::message_rate_too_high,
+                  "publishing faster than [mqtt] max_publish_rate / max_publish_byte_rate allow");
+            return;
+        }
+    }
 
     if (pub.qos > 0) {
         if (pub.qos == 2 && s.has_inbound_qos2(pub.packet_id)) {

@@ -25,6 +25,7 @@
 //   - QoS 1/2 publishes carry an ack_ticket (session.hpp) through every
 //     queue; the PUBACK/PUBREC is sent when the last hold is released.
 
+#include "broker/rate_limit.hpp"
 #include "broker/auth.hpp"
 #include "broker/message.hpp"
 #include "broker/options.hpp"
@@ -89,6 +90,7 @@ struct shard_counters {
     std::atomic<std::uint64_t> subscriptions{0};
     std::atomic<std::uint64_t> retained{0};
     std::atomic<std::uint64_t> refused{0}; // refusals of every kind (limits, ACL)
+    std::atomic<std::uint64_t> rate_limited{0}; // clients disconnected past a publish rate
 };
 
 // One client connection over any stream. Owner: its shard. Reading is the
@@ -176,6 +178,8 @@ private:
     std::string certificate_; // stream::certificate_identity()
     clock::time_point opened_at_;
     clock::time_point last_rx_;
+    token_bucket publish_rate_;  // options::max_publish_rate
+    token_bucket publish_bytes_; // options::max_publish_byte_rate
     clock::time_point closing_at_;
 
     std::shared_ptr<session> session_;

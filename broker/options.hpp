@@ -43,6 +43,12 @@ struct options {
     // window. QoS 1/2 beyond this bound are refused at the publisher (v5 PUBACK
     // 0x97 quota exceeded) rather than accepted and dropped later.
     std::size_t max_queued_messages = 1000;
+    // Per-client publish rates (token buckets holding `publish_burst_s`
+    // seconds of the rate); 0 = no limit. A client past either is
+    // disconnected (v5: DISCONNECT 0x96 message rate too high) and counted.
+    std::uint32_t max_publish_rate = 0;       // PUBLISH packets per second
+    std::uint64_t max_publish_byte_rate = 0;  // payload bytes per second
+    std::uint32_t publish_burst_s = 5;
     // Concurrent client connections; 0 = unlimited. Beyond: CONNACK 0x97.
     std::size_t max_connections = 0;
     // Topic levels accepted in names and filters.

@@ -516,6 +516,7 @@ sys_stats core::counters_snapshot() const {
         st.bytes_received += get(c.bytes_received);
         st.bytes_sent += get(c.bytes_sent);
         st.sockets += get(c.connections_total);
+        st.rate_limited += get(c.rate_limited);
     }
     st.connections = st.sockets;
     // Every shard holds every retained message: shard 0's count is the count.

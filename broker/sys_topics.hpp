@@ -89,6 +89,7 @@ struct sys_stats {
     std::uint64_t bytes_sent = 0;
     std::uint64_t connections = 0; // CONNECT packets received
     std::uint64_t sockets = 0;     // network connections accepted
+    std::uint64_t rate_limited = 0; // clients disconnected past a publish rate (not in $SYS)
 };
 
 // The load series Mosquitto publishes, one load_average each, under

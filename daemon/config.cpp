@@ -156,6 +156,9 @@ const std::vector<field>& fields() {
         PG_INT(mqtt, max_inflight, max_inflight, 1, u16_max),
         PG_INT(mqtt, max_queued_messages, max_queued_messages, 0, 100000000),
         PG_INT(mqtt, max_connections, max_connections, 0, 10000000),
+        PG_INT(mqtt, max_publish_rate, max_publish_rate, 0, 10000000),
+        PG_INT(mqtt, max_publish_byte_rate, max_publish_byte_rate, 0, 1ll << 40),
+        PG_INT(mqtt, publish_burst_s, publish_burst_s, 1, 3600),
         PG_INT(mqtt, max_topic_levels, max_topic_levels, 1, u16_max),
         PG_INT(mqtt, connect_timeout_ms, connect_timeout_ms, 100, 3600000),
         PG_INT(mqtt, max_session_expiry_s, max_session_expiry_s, 0, u32_max),
@@ -641,6 +644,9 @@ broker::options to_broker_options(const config& cfg) {
     o.max_inflight = m.max_inflight;
     o.max_queued_messages = static_cast<std::size_t>(m.max_queued_messages);
     o.max_connections = static_cast<std::size_t>(m.max_connections);
+    o.max_publish_rate = m.max_publish_rate;
+    o.max_publish_byte_rate = m.max_publish_byte_rate;
+    o.publish_burst_s = m.publish_burst_s;
     o.max_topic_levels = m.max_topic_levels;
     o.connect_timeout = std::chrono::milliseconds(m.connect_timeout_ms);
     o.max_session_expiry = m.max_session_expiry_s;

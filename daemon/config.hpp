@@ -45,6 +45,9 @@ struct mqtt_config {
     std::uint16_t max_inflight = 1000;
     std::uint64_t max_queued_messages = 1000;
     std::uint64_t max_connections = 0;                  // 0 = unlimited
+    std::uint32_t max_publish_rate = 0;                 // per client, PUBLISH/s; 0 = none
+    std::uint64_t max_publish_byte_rate = 0;            // per client, payload bytes/s; 0 = none
+    std::uint32_t publish_burst_s = 5;                  // seconds of the rate a bucket holds
     std::uint32_t max_topic_levels = 128;
     std::uint32_t connect_timeout_ms = 10000;
     std::uint32_t max_session_expiry_s = 0xFFFFFFFFu;

@@ -68,6 +68,9 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     };
     broker_series("pulsegate_mqtt_clients_connected", "MQTT clients connected now", false,
                   [](const auto& s) { return double(s.clients_connected); });
+    broker_series("pulsegate_mqtt_rate_limited_total",
+                  "MQTT clients disconnected for publishing past [mqtt] max_publish_rate / max_publish_byte_rate", true,
+                  [](const auto& s) { return double(s.rate_limited); });
     broker_series("pulsegate_mqtt_sessions_offline", "Persistent sessions without a connection", false,
                   [](const auto& s) { return double(s.clients_disconnected); });
     broker_series("pulsegate_mqtt_subscriptions", "Subscriptions (session, filter)", false,

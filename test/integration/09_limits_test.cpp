@@ -44,6 +44,55 @@ TEST_CASE("max_connections: connections beyond the limit are refused") {
     CHECK(ack->reason == 0);
 }
 
+TEST_CASE("publish rate limits: a client past its rate is disconnected (v5 0x96) and counted" *
+          doctest::skip(is_mosquitto())) {
+    broker_options o;
+    o.mqtt_toml = "max_publish_rate = 10\nmax_publish_byte_rate = 4000\npublish_burst_s = 1\n";
+    broker_process b{o};
+    auto rate_limited = [&] {
+        const auto text = http_get(b.wait_http_port(), "/metrics").body;
+        const std::string name = "\npulsegate_mqtt_rate_limited_total ";
+        const auto at = text.find(name);
+        REQUIRE_MESSAGE(at != std::string::npos, "no pulsegate_mqtt_rate_limited_total in /metrics");
+        return std::stod(text.substr(at + name.size()));
+    };
+
+    // Within the burst (10 messages of 100 bytes): nothing happens.
+    raw_client calm{b.port()};
+    REQUIRE(calm.handshake(r::spec(5, "calm"))->reason == 0);
+    std::string burst;
+    for (int i = 0; i < 10; ++i) burst += r::publish_packet(5, "rate/calm", std::string(100, 'x'));
+    calm.send(burst + r::pingreq_packet());
+    auto pong = calm.read_type(r::pingresp);
+    CHECK(pong);
+    CHECK_FALSE(calm.closed());
+
+    // 50 messages at once: past the message rate.
+    for (int version : {5, 4}) {
+        CAPTURE(version);
+        raw_client fast{b.port()};
+        REQUIRE(fast.handshake(r::spec(static_cast<std::uint8_t>(version), "fast-" + std::to_string(version)))->reason == 0);
+        std::string flood;
+        for (int i = 0; i < 50; ++i) flood += r::publish_packet(static_cast<std::uint8_t>(version), "rate/fast", "1");
+        fast.send(flood);
+        REQUIRE(fast.wait_closed());
+        if (version == 5) {
+            bool got = false;
+            for (auto const& p : fast.skipped())
+                if (p.type == r::disconnect) got = r::parse_ack(p, 5).reason == 0x96;
+            CHECK_MESSAGE(got, "no DISCONNECT 0x96");
+        }
+    }
+    // Bytes: two 10 kB messages against 4000 bytes/s (the first one passes, in debt).
+    raw_client big{b.port()};
+    REQUIRE(big.handshake(r::spec(5, "big"))->reason == 0);
+    big.send(r::publish_packet(5, "rate/big", std::string(10000, 'b')) +
+             r::publish_packet(5, "rate/big", std::string(10000, 'b')));
+    REQUIRE(big.wait_closed());
+    CHECK(rate_limited() == 3);
+    CHECK_FALSE(calm.closed());
+}
+
 TEST_CASE("at the file-descriptor limit new connections are closed at once, and service resumes") {
     if (!is_pulsegate()) return; // the spare-descriptor behaviour is pulsegate's
     broker_process b;

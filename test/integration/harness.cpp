@@ -258,6 +258,7 @@ void broker_process::write_config() {
     if (o.max_connections) f << "max_connections = " << *o.max_connections << "\n";
     if (o.connect_timeout_ms) f << "connect_timeout_ms = " << *o.connect_timeout_ms << "\n";
     if (o.sys_interval_s) f << "sys_interval_s = " << *o.sys_interval_s << "\n";
+    f << o.mqtt_toml << "\n";
     f << "\n[http]\nlisten = \"127.0.0.1:0\"\n" << o.http_toml << "\n";
     if (!o.tls_toml.empty()) f << "\n[tls]\n" << o.tls_toml << "\n";
     f << "\n[auth]\n";

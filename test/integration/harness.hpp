@@ -87,6 +87,8 @@ struct broker_options {
     // pulsegate only: more `key = value` lines for [http] (listen is
     // 127.0.0.1:0), and lines for [tls] (section not written when empty).
     std::string http_toml;
+    // pulsegate only: more `key = value` lines for [mqtt].
+    std::string mqtt_toml;
     std::string tls_toml;
     // pulsegate only: `key = value` lines for [delivery] (e.g.
     // "allow_private_targets = [\"127.0.0.0/8\"]").

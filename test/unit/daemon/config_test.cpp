@@ -62,6 +62,9 @@ TEST_CASE("defaults: every key has one, matching broker::options") {
     CHECK(o.max_inflight == d.max_inflight);
     CHECK(o.max_queued_messages == d.max_queued_messages);
     CHECK(o.max_connections == d.max_connections);
+    CHECK(o.max_publish_rate == d.max_publish_rate);
+    CHECK(o.max_publish_byte_rate == d.max_publish_byte_rate);
+    CHECK(o.publish_burst_s == d.publish_burst_s);
     CHECK(o.max_topic_levels == d.max_topic_levels);
     CHECK(o.connect_timeout == d.connect_timeout);
     CHECK(o.max_session_expiry == d.max_session_expiry);
@@ -248,7 +251,8 @@ TEST_CASE("unknown sections and keys are errors") {
     CHECK(error_of("[mqtt]\nrecieve_maximum = 10\n") ==
           "pulsegate.toml: [mqtt] recieve_maximum: unknown key (known keys: listen, shards, max_keepalive, "
           "receive_maximum, topic_alias_maximum, max_packet_size, max_inflight, max_queued_messages, "
-          "max_connections, max_topic_levels, connect_timeout_ms, max_session_expiry_s, sys_interval_s)");
+          "max_connections, max_publish_rate, max_publish_byte_rate, publish_burst_s, max_topic_levels, "
+          "connect_timeout_ms, max_session_expiry_s, sys_interval_s)");
     CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
     CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
           "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [tls], [storage], [auth], "
@@ -324,7 +328,7 @@ TEST_CASE("to_toml prints every key and parses back to the same config") {
     auto root = toml::parse(to_toml(d));
     for (const char* key : {"listen", "shards", "max_keepalive", "receive_maximum", "topic_alias_maximum",
                             "max_packet_size", "max_inflight", "max_queued_messages", "max_connections",
-                            "max_topic_levels", "connect_timeout_ms", "max_session_expiry_s",
+                            "max_publish_rate", "max_publish_byte_rate", "publish_burst_s", "max_topic_levels", "connect_timeout_ms", "max_session_expiry_s",
                             "sys_interval_s"}) {
         CAPTURE(key);
         CHECK(root["mqtt"][key]);
