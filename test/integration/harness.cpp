@@ -413,6 +413,29 @@ std::string to_hex(std::string_view bytes) {
 
 namespace raw {
 
+std::optional<packet> take_packet(std::string& buf) {
+    if (buf.size() < 2) return std::nullopt;
+    std::uint32_t len = 0, mul = 1;
+    std::size_t i = 1;
+    bool complete = false;
+    for (; i < buf.size() && i < 5; ++i) {
+        auto b = static_cast<std::uint8_t>(buf[i]);
+        len += (b & 0x7Fu) * mul;
+        mul *= 128;
+        if ((b & 0x80) == 0) {
+            complete = true;
+            break;
+        }
+    }
+    if (!complete || buf.size() < i + 1 + len) return std::nullopt;
+    packet p;
+    p.type = static_cast<std::uint8_t>(buf[0]) >> 4;
+    p.flags = static_cast<std::uint8_t>(buf[0]) & 0x0F;
+    p.body = buf.substr(i + 1, len);
+    buf.erase(0, i + 1 + len);
+    return p;
+}
+
 std::string varint(std::uint32_t v) {
     std::string out;
     do {
@@ -787,29 +810,7 @@ bool raw_client::send(std::string_view bytes) {
 std::optional<raw::packet> raw_client::read(ms timeout) {
     auto deadline = steady::now() + timeout;
     for (;;) {
-        // A whole packet buffered?
-        if (buf_.size() >= 2) {
-            std::uint32_t len = 0, mul = 1;
-            std::size_t i = 1;
-            bool complete = false;
-            for (; i < buf_.size() && i < 5; ++i) {
-                auto b = static_cast<std::uint8_t>(buf_[i]);
-                len += (b & 0x7Fu) * mul;
-                mul *= 128;
-                if ((b & 0x80) == 0) {
-                    complete = true;
-                    break;
-                }
-            }
-            if (complete && buf_.size() >= i + 1 + len) {
-                raw::packet p;
-                p.type = static_cast<std::uint8_t>(buf_[0]) >> 4;
-                p.flags = static_cast<std::uint8_t>(buf_[0]) & 0x0F;
-                p.body = buf_.substr(i + 1, len);
-                buf_.erase(0, i + 1 + len);
-                return p;
-            }
-        }
+        if (auto p = raw::take_packet(buf_)) return p;
         if (fd_ < 0 || closed_) return std::nullopt;
         auto left = std::chrono::duration_cast<ms>(deadline - steady::now());
         if (left.count() <= 0) return std::nullopt;

@@ -270,6 +270,9 @@ struct packet {
     std::string describe() const;
 };
 
+// The first whole packet of `buf` (removed from it), or none yet.
+std::optional<packet> take_packet(std::string& buf);
+
 struct connack_view {
     bool session_present = false;
     std::uint8_t reason = 0;  // 3.1.1 return code or v5 reason code
