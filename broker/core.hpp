@@ -54,6 +54,7 @@
 
 namespace pulsegate::broker {
 class publish_observer;
+class message_tap;
 class state_store;
 }
 
@@ -294,6 +295,7 @@ public:
     // Delivers `m` to this shard's subscribers and, unless it came from
     // another shard, queues it for the others.
     void route(const message_ptr& m, const ticket_ptr& t);
+    void offer_taps(const message_ptr& m, const ticket_ptr& t);
     void deliver_local(const message_ptr& m, const ticket_ptr& t);
     // Queues `m` for `s` at QoS min(m.qos, qos) with the given RETAIN flag
     // and subscription identifiers.
@@ -400,6 +402,12 @@ struct core {
     std::mutex opts_mutex; // reload() vs readers of the reloadable fields
     authenticator* auth;
     publish_observer* observer;
+    // message_tap i + 1 (its id) and its filters; fixed before start().
+    struct tap_entry {
+        message_tap* tap = nullptr;
+        std::vector<std::string> filters;
+    };
+    std::vector<tap_entry> taps;
     state_store* store;
     // Loads sessions, their queues and retained messages (before start).
     void restore(state_store& st);

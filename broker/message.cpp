@@ -47,6 +47,7 @@ void message_pool::give_back(message* m) noexcept {
     m->expires_at.reset();
     m->publisher_session = 0;
     m->origin_shard = 0;
+    m->from_tap = 0;
     m->retain_seq = 0;
     for (unsigned i = 0; i < message::shared_slots; ++i) {
         m->shared_state_[i].store(0, std::memory_order_relaxed);

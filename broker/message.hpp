@@ -32,6 +32,7 @@ struct message {
     std::optional<clock::time_point> expires_at; // message expiry
     std::uint64_t publisher_session = 0;         // for no-local and back-pressure; 0 = none
     std::uint32_t origin_shard = 0;              // shard of the publisher
+    std::uint32_t from_tap = 0;                  // the message_tap that injected it; 0 = none
     // Order of retained messages across shards: each shard keeps, per topic,
     // the retained message with the highest number, whatever order the shards
     // receive them in (an empty payload is kept as a tombstone for a while).

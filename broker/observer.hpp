@@ -47,4 +47,21 @@ public:
     virtual void on_batch_end(unsigned shard) { (void)shard; }
 };
 
+// An in-process reader of routed messages (the upstream bridge): sees every
+// message the broker routes whose internal topic matches one of the filters
+// it was added with (server::add_tap): client publishes and wills after the
+// ACL and the observer, and the server's own publishes (alert events,
+// $SYS), except those it injected itself (server::publish's `from_tap`),
+// which is what keeps a bridge from sending an imported message back.
+class message_tap {
+public:
+    virtual ~message_tap() = default;
+
+    // On the routing shard's thread, once per message, before delivery.
+    // `filter` is the index of the first of the tap's filters that matched.
+    // Must not block; `hold` delays the publisher's acknowledgement as for
+    // publish_observer (until the tap has stored the message).
+    virtual void on_message(const message_ptr& m, unsigned filter, const ack_hold& hold) = 0;
+};
+
 } // namespace pulsegate::broker

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <system_error>
 
 #ifndef PULSEGATE_VERSION
@@ -75,6 +76,7 @@ shard::shard(core& o, unsigned i) : owner(o), index(i), opts(o.opts), pool(*o.po
 shard::~shard() { tick_.reset(); }
 
 void shard::route(const message_ptr& m, const ticket_ptr& t) {
+    if (!owner.taps.empty()) offer_taps(m, t);
     deliver_local(m, t);
     const auto n = owner.shards.size();
     if (n == 1) return;
@@ -84,6 +86,19 @@ void shard::route(const message_ptr& m, const ticket_ptr& t) {
         outbox_[j].push_back({m, t});
     }
     schedule_flush();
+}
+
+void shard::offer_taps(const message_ptr& m, const ticket_ptr& t) {
+    for (std::uint32_t id = 1; id <= owner.taps.size(); ++id) {
+        if (id == m->from_tap) continue;
+        const auto& e = owner.taps[id - 1];
+        for (unsigned f = 0; f < e.filters.size(); ++f) {
+            if (topic::matches(e.filters[f], m->topic)) {
+                e.tap->on_message(m, f, ack_hold(&t));
+                break;
+            }
+        }
+    }
 }
 
 void shard::deliver_local(const message_ptr& m, const ticket_ptr& t) {
@@ -818,8 +833,16 @@ void server::disconnect_if(std::function<bool(const client_identity&)> match, st
     }
 }
 
-void server::publish(std::string topic, std::string payload, std::uint8_t qos, bool retain) {
+unsigned server::add_tap(message_tap& tap, std::vector<std::string> filters) {
+    assert(!impl_->started);
+    for ([[maybe_unused]] const auto& f : filters) assert(!topic::check_filter(f) && !topic::parse_shared(f));
+    impl_->core.taps.push_back({&tap, std::move(filters)});
+    return static_cast<unsigned>(impl_->core.taps.size());
+}
+
+void server::publish(std::string topic, std::string payload, std::uint8_t qos, bool retain, unsigned from_tap) {
     auto m = make_message();
+    m->from_tap = from_tap;
     m->topic = std::move(topic);
     m->payload = std::move(payload);
     m->qos = qos;

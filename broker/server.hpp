@@ -24,6 +24,7 @@ namespace pulsegate::broker {
 class authenticator;
 struct client_identity;
 class publish_observer;
+class message_tap;
 class state_store;
 class stream;
 
@@ -85,7 +86,15 @@ public:
     // persisted, subscribers get it at min(qos, their QoS); no ACL, no
     // observer. Any thread; returns at once. Topic and payload are taken
     // as they are (the caller makes them valid: no wildcards).
-    void publish(std::string topic, std::string payload, std::uint8_t qos, bool retain);
+    // `from_tap`: the id of the message_tap on whose behalf it is published
+    // (a bridge importing a message), which then does not see it.
+    void publish(std::string topic, std::string payload, std::uint8_t qos, bool retain, unsigned from_tap = 0);
+
+    // Adds a tap (see observer.hpp) for messages whose internal topic matches
+    // one of `filters` (valid, not shared; the caller checks them). Before
+    // start(); returns its id (1, 2, ...) for publish(). `tap` must outlive
+    // the server.
+    unsigned add_tap(message_tap& tap, std::vector<std::string> filters);
 
     // Counters of every shard (connections, messages, bytes, ...), as in
     // $SYS; any thread.

@@ -1,6 +1,8 @@
 #include "daemon/config.hpp"
 #include "daemon/text.hpp"
 
+#include "broker/topic.hpp"
+
 #include <toml++/toml.h>
 
 #include <fmt/format.h>
@@ -487,6 +489,144 @@ acl_entry parse_acl_entry(const toml::node& node, std::string_view where) {
     return e;
 }
 
+// ---- [[bridge]] --------------------------------------------------------------
+
+// Reads the keys of one table, each once, and refuses the ones not read.
+class table_reader {
+public:
+    table_reader(const toml::table& t, std::string where) : t_(t), where_(std::move(where)) {}
+    const std::string& where() const { return where_; }
+
+    [[noreturn]] void fail(std::string_view key, std::string_view expected, std::string_view got) const {
+        throw config_error(fmt::format("{} {}: expected {}, got {}", where_, key, expected, got));
+    }
+    [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
+        throw config_error(fmt::format("{} {}: {}", where_, key, problem));
+    }
+    const toml::node* get(std::string_view key) {
+        known_.emplace_back(key);
+        return t_.get(key);
+    }
+    void text(std::string_view key, std::string& out, bool required = false) {
+        const auto* n = get(key);
+        if (n == nullptr) {
+            if (required) fail(key, "required, a non-empty string");
+            return;
+        }
+        auto v = n->value_exact<std::string>();
+        if (!v) fail(key, "a string", describe_node_type(*n));
+        if (required && v->empty()) fail(key, "a non-empty string", "\"\"");
+        out = *v;
+    }
+    template <class T>
+    void integer(std::string_view key, T& out, std::int64_t lo, std::int64_t hi) {
+        const auto* n = get(key);
+        if (n == nullptr) return;
+        auto v = n->value_exact<std::int64_t>();
+        if (!v || *v < lo || *v > hi) fail(key, fmt::format("an integer {}..{}", lo, hi), describe_node_type(*n));
+        out = static_cast<T>(*v);
+    }
+    void boolean(std::string_view key, bool& out) {
+        const auto* n = get(key);
+        if (n == nullptr) return;
+        auto v = n->value_exact<bool>();
+        if (!v) fail(key, "true or false", describe_node_type(*n));
+        out = *v;
+    }
+    // After every read: a key nobody asked for is a typo.
+    void no_others() const {
+        for (const auto& [k, v] : t_) {
+            (void)v;
+            if (std::find(known_.begin(), known_.end(), k.str()) == known_.end()) {
+                std::string list;
+                for (const auto& key : known_) list += (list.empty() ? "" : ", ") + key;
+                throw config_error(fmt::format("{} {}: unknown key (known keys: {})", where_, k.str(), list));
+            }
+        }
+    }
+
+private:
+    const toml::table& t_;
+    std::string where_;
+    std::vector<std::string> known_;
+};
+
+std::vector<adapters::bridge_rule> parse_bridge_rules(table_reader& r, std::string_view key, bool forward) {
+    std::vector<adapters::bridge_rule> rules;
+    const auto* n = r.get(key);
+    if (n == nullptr) return rules;
+    const auto* arr = n->as_array();
+    if (arr == nullptr) r.fail(key, "an array of tables { filter, strip, prefix, qos }", describe_node_type(*n));
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto* t = arr->get(i)->as_table();
+        const auto where = fmt::format("{} {}[{}]", r.where(), key, i);
+        if (t == nullptr) throw config_error(fmt::format("{}: expected a table {{ filter = ..., ... }}", where));
+        table_reader rr(*t, where);
+        adapters::bridge_rule rule;
+        rr.text("filter", rule.filter, true);
+        rr.text("strip", rule.strip);
+        rr.text("prefix", rule.prefix);
+        rr.integer("qos", rule.qos, 0, 2);
+        rr.no_others();
+        if (auto bad = broker::topic::check_filter(rule.filter))
+            rr.fail("filter", fmt::format("not a valid MQTT filter ({})", broker::topic::to_string(*bad)));
+        if (broker::topic::parse_shared(rule.filter))
+            rr.fail("filter", "a shared subscription ($share/...) cannot be bridged");
+        if (rule.prefix.find_first_of("+#") != std::string::npos || rule.prefix.find('\0') != std::string::npos)
+            rr.fail("prefix", "no wildcards (+ #) in a topic prefix");
+        (void)forward;
+        rules.push_back(std::move(rule));
+    }
+    return rules;
+}
+
+bool is_bridge_name(std::string_view s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    });
+}
+
+adapters::bridge_options parse_bridge_entry(const toml::node& node, std::string where) {
+    const auto* t = node.as_table();
+    if (!t) throw config_error(fmt::format("{}: expected a table", where));
+    table_reader r(*t, std::move(where));
+    adapters::bridge_options b;
+    r.text("name", b.name, true);
+    if (!is_bridge_name(b.name)) r.fail("name", "1 to 64 letters, digits, - or _", quote(b.name));
+    r.text("url", b.url, true);
+    if (auto why = adapters::check_bridge_url(b.url); !why.empty()) r.fail("url", why);
+    r.text("client_id", b.client_id);
+    r.text("username", b.username);
+    r.text("password", b.password);
+    r.text("tls_ca", b.tls_ca);
+    r.text("tls_cert", b.tls_cert);
+    r.text("tls_key", b.tls_key);
+    r.boolean("tls_insecure", b.tls_insecure);
+    r.integer("mqtt_version", b.mqtt_version, 4, 5);
+    r.boolean("clean_start", b.clean_start);
+    r.integer("session_expiry_s", b.session_expiry_s, 0, 0xFFFFFFFFll);
+    r.integer("keepalive_s", b.keepalive_s, 0, 65535);
+    b.forward = parse_bridge_rules(r, "forward", true);
+    b.import = parse_bridge_rules(r, "import", false);
+    r.integer("queue_max_messages", b.queue_max_messages, 1, 1'000'000'000);
+    r.integer("queue_max_age_s", b.queue_max_age_s, 1, 10ll * 365 * 86400);
+    r.integer("queue_max_mb", b.queue_max_mb, 1, 1 << 20);
+    r.integer("max_inflight", b.max_inflight, 1, 65535);
+    r.integer("reconnect_max_s", b.reconnect_max_s, 1, 3600);
+    r.no_others();
+    if (b.forward.empty() && b.import.empty())
+        r.fail("forward", "a bridge needs at least one forward or import rule");
+    const auto uri = adapters::paho_uri(b.url);
+    const bool tls = uri.starts_with("ssl://") || uri.starts_with("wss://");
+    if (!tls && (!b.tls_ca.empty() || !b.tls_cert.empty() || !b.tls_key.empty() || b.tls_insecure))
+        r.fail("tls_ca", "TLS settings need an mqtts:// or wss:// url");
+    if (b.tls_cert.empty() != b.tls_key.empty())
+        r.fail("tls_cert", "tls_cert and tls_key go together: set both or neither");
+    if (!b.password.empty() && b.username.empty()) r.fail("password", "a password needs a username");
+    if (b.session_expiry_s != 0 && b.mqtt_version != 5) r.fail("session_expiry_s", "needs mqtt_version = 5");
+    return b;
+}
+
 void apply_file(config& cfg, const toml::table& root, std::string_view source) {
     for (const auto& [k, node] : root) {
         std::string_view name = k.str();
@@ -500,9 +640,20 @@ void apply_file(config& cfg, const toml::table& root, std::string_view source) {
                     cfg.acl.push_back(parse_acl_entry(*entries->get(i), fmt::format("{}: [[acl]] #{}", source, i + 1)));
                 continue;
             }
-            if (node.is_array_of_tables() && name == "bridge")
-                throw config_error(fmt::format(
-                    "{}: [[{}]]: not supported yet (arrives with a later issue); remove it", source, name));
+            if (name == "bridge") {
+                const auto* entries = node.as_array();
+                if (!entries || !node.is_array_of_tables())
+                    throw config_error(fmt::format("{}: bridge: expected [[bridge]] tables", source));
+                for (std::size_t i = 0; i < entries->size(); ++i) {
+                    auto b = parse_bridge_entry(*entries->get(i), fmt::format("{}: [[bridge]] #{}", source, i + 1));
+                    for (const auto& other : cfg.bridges)
+                        if (other.name == b.name)
+                            throw config_error(fmt::format("{}: [[bridge]] #{} name: \"{}\" is used twice", source,
+                                                           i + 1, b.name));
+                    cfg.bridges.push_back(std::move(b));
+                }
+                continue;
+            }
             if (node.is_table())
                 throw config_error(fmt::format("{}: unknown section [{}] (known sections: {})", source,
                                                name, known_sections()));
@@ -615,7 +766,7 @@ config load_config(const std::optional<std::filesystem::path>& file, const env_l
     return parse_config(text.str(), file->string(), env);
 }
 
-std::string to_toml(const config& cfg) {
+std::string to_toml(const config& cfg, bool redact) {
     std::string out;
     std::string_view current;
     for (const auto& f : fields()) {
@@ -628,6 +779,27 @@ std::string to_toml(const config& cfg) {
     for (const auto& e : cfg.acl)
         out += fmt::format("\n[[acl]]\nwho = {}\naction = {}\ntopic = {}\npermission = {}\n", quote(e.who),
                            quote(e.action), quote(e.topic), quote(e.permission));
+    const auto rules = [](const std::vector<adapters::bridge_rule>& list) {
+        std::string r = "[";
+        for (std::size_t i = 0; i < list.size(); ++i)
+            r += fmt::format("{}{{ filter = {}, strip = {}, prefix = {}, qos = {} }}", i ? ", " : "",
+                             quote(list[i].filter), quote(list[i].strip), quote(list[i].prefix), list[i].qos);
+        return r + "]";
+    };
+    for (const auto& b : cfg.bridges) {
+        out += fmt::format("\n[[bridge]]\nname = {}\nurl = {}\nclient_id = {}\nusername = {}\npassword = {}\n",
+                           quote(b.name), quote(b.url), quote(b.client_id), quote(b.username),
+                           quote(redact && !b.password.empty() ? "<secret>" : b.password));
+        out += fmt::format("tls_ca = {}\ntls_cert = {}\ntls_key = {}\ntls_insecure = {}\n", quote(b.tls_ca),
+                           quote(b.tls_cert), quote(b.tls_key), b.tls_insecure);
+        out += fmt::format("mqtt_version = {}\nclean_start = {}\nsession_expiry_s = {}\nkeepalive_s = {}\n",
+                           b.mqtt_version, b.clean_start, b.session_expiry_s, b.keepalive_s);
+        out += fmt::format("forward = {}\nimport = {}\n", rules(b.forward), rules(b.import));
+        out += fmt::format("queue_max_messages = {}\nqueue_max_age_s = {}\nqueue_max_mb = {}\nmax_inflight = {}\n"
+                           "reconnect_max_s = {}\n",
+                           b.queue_max_messages, b.queue_max_age_s, b.queue_max_mb, b.max_inflight,
+                           b.reconnect_max_s);
+    }
     return out;
 }
 
@@ -671,6 +843,8 @@ std::vector<std::string> restart_only_changes(const config& running, const confi
     for (const auto& f : fields())
         if (f.section == "tls" && f.get(running) != f.get(reloaded))
             changed.push_back(fmt::format("[tls] {}", f.key));
+    if (running.bridges != reloaded.bridges)
+        changed.emplace_back("[[bridge]]");
     // Storage opens once: every key of [storage] needs a restart.
     for (const auto& f : fields())
         if (f.section == "storage" && f.get(running) != f.get(reloaded))

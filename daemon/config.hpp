@@ -16,9 +16,10 @@
 // logs it and keeps the old configuration).
 //
 // [[acl]] entries are static ACL rules (checked after the identity rules).
-// [[bridge]] (DESIGN.md) is not supported yet; a file that uses it is
-// refused rather than silently half-applied.
+// [[bridge]] sections are upstream bridges (adapters/bridge.hpp); they have
+// no environment overrides and change only with a restart.
 
+#include "adapters/bridge.hpp"
 #include "broker/options.hpp"
 
 #include <cstdint>
@@ -169,6 +170,7 @@ struct config {
     rules_config rules;
     log_config log;
     std::vector<acl_entry> acl; // in file order; the first match decides
+    std::vector<adapters::bridge_options> bridges;
 
     friend bool operator==(const config&, const config&) = default;
 };
@@ -209,8 +211,9 @@ std::string env_var_name(std::string_view section, std::string_view key);
 std::vector<std::string> unknown_env_overrides(const std::vector<std::string>& names);
 
 // The complete effective configuration as TOML, every key, in the order of
-// etc/pulsegate.toml. parse_config(to_toml(c)) == c.
-std::string to_toml(const config& cfg);
+// etc/pulsegate.toml. parse_config(to_toml(c)) == c unless `redact` (bridge
+// passwords printed as "<secret>", for check-config's output).
+std::string to_toml(const config& cfg, bool redact = false);
 
 // [mqtt] + [auth] as the broker takes them.
 broker::options to_broker_options(const config& cfg);

@@ -9,6 +9,7 @@
 #include "common/tls.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/alert_publisher.hpp"
+#include "daemon/bridges.hpp"
 #include "daemon/delivery.hpp"
 #include "daemon/config.hpp"
 #include "daemon/demo.hpp"
@@ -122,7 +123,7 @@ int check_config(const config_path& path, bool quiet) {
     std::cout << "# pulsegate effective configuration (defaults, "
               << (path ? "file " + path->string() + ", " : std::string("no file, "))
               << "environment)\n"
-              << to_toml(cfg);
+              << to_toml(cfg, true);
     return 0;
 }
 
@@ -342,6 +343,15 @@ int serve(const config_path& path, const demo_settings& demo) {
     web_auth.secure_cookie = https; // the session cookie only over HTTPS
 
     std::unique_ptr<broker::server> server;
+    // After the server: destroyed before it (the bridges release
+    // acknowledgements through it until they stop).
+    std::unique_ptr<bridges> uplinks;
+    try {
+        uplinks = std::make_unique<bridges>(cfg.bridges, data_dir, durable);
+    } catch (const std::exception& e) {
+        spdlog::error("cannot open a bridge queue: {} — check [storage] data_dir", e.what());
+        return 1;
+    }
     std::unique_ptr<observability> http;
     std::atomic<bool> storage_ok{true};
     try {
@@ -349,6 +359,7 @@ int serve(const config_path& path, const demo_settings& demo) {
         broker_opts.tls = tls.get();
         server = std::make_unique<broker::server>(std::move(broker_opts), &identity, &telemetry, &broker_state);
         identity.attach(*server);
+        uplinks->attach(*server);
         alert_events = std::make_unique<alert_publisher>(*server);
         rules.add_live_sink(*alert_events);
         rules.add_live_sink(live);
@@ -367,9 +378,11 @@ int serve(const config_path& path, const demo_settings& demo) {
                                                             .live_feed = &live,
                                                             .ui_dir = cfg.http.ui_dir,
                                                             .mqtt_max_packet_size = cfg.mqtt.max_packet_size,
-                                                            .tls = https ? tls.get() : nullptr});
+                                                            .tls = https ? tls.get() : nullptr,
+                                                            .uplinks = uplinks.get()});
         server->start(); // restores sessions and retained messages first
         store->start();
+        uplinks->start(std::chrono::seconds(cfg.mqtt.sys_interval_s));
     } catch (const std::system_error& e) {
         const auto& listen = cfg.mqtt.listen;
         if (listen.size() == 1)
@@ -459,6 +472,7 @@ int serve(const config_path& path, const demo_settings& demo) {
                 http->stop();
                 server->stop();
                 server->join();
+                uplinks->stop(); // queues what the broker handed over
                 rules.stop(); // writes the alerts and liveness it holds
                 identity.stop();
                 store->stop(); // commits what is queued; the last acks have nowhere to go
@@ -500,6 +514,7 @@ int serve(const config_path& path, const demo_settings& demo) {
     if (stopper.joinable())
         stopper.join();
     store->stop();
+    uplinks.reset();
     server.reset();
     store.reset();
     spdlog::info("stopped");

@@ -1,6 +1,7 @@
 #include "daemon/observability.hpp"
 
 #include "broker/server.hpp"
+#include "daemon/bridges.hpp"
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
 #include "daemon/mqtt_websocket.hpp"
@@ -203,6 +204,8 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
             return c ? double(c->pending + c->in_flight) : 0.0;
         }));
 
+    if (opts.uplinks != nullptr) bridge_metrics(*opts.uplinks);
+
     auto& commit_seconds = metrics_.add_histogram(
         "pulsegate_storage_commit_duration_seconds", "Time of one storage write transaction, fsync included",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
@@ -271,6 +274,57 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
 }
 
 observability::~observability() { stop(); }
+
+// One series per bridge, labelled bridge="{name}".
+void observability::bridge_metrics(const bridges& uplinks) {
+    using field = double (*)(const adapters::bridge_stats&);
+    struct series {
+        const char* name;
+        const char* help;
+        bool counter;
+        field read;
+    };
+    static constexpr series all[] = {
+        {"pulsegate_bridge_connected", "1 while the bridge's uplink is connected", false,
+         [](const adapters::bridge_stats& s) { return s.connected ? 1.0 : 0.0; }},
+        {"pulsegate_bridge_queued_messages", "Messages in the store-and-forward queue (sent or not yet acknowledged)",
+         false, [](const adapters::bridge_stats& s) { return double(s.queued); }},
+        {"pulsegate_bridge_oldest_queued_age_seconds", "Age of the oldest queued message (0: empty)", false,
+         [](const adapters::bridge_stats& s) { return double(s.oldest_age_ms) / 1000.0; }},
+        {"pulsegate_bridge_in_flight_messages", "Messages sent and not yet acknowledged by the remote", false,
+         [](const adapters::bridge_stats& s) { return double(s.in_flight); }},
+        {"pulsegate_bridge_sent_total", "Messages the remote broker acknowledged", true,
+         [](const adapters::bridge_stats& s) { return double(s.sent); }},
+        {"pulsegate_bridge_imported_total", "Messages imported from the remote broker", true,
+         [](const adapters::bridge_stats& s) { return double(s.imported); }},
+        {"pulsegate_bridge_connects_total", "Successful connections to the remote broker", true,
+         [](const adapters::bridge_stats& s) { return double(s.connects); }},
+    };
+    for (const auto& [bridge_name, unused] : uplinks.stats()) {
+        (void)unused;
+        const auto one = [&uplinks, bridge_name](field read) {
+            return [&uplinks, bridge_name, read] {
+                for (const auto& [n, s] : uplinks.stats())
+                    if (n == bridge_name) return read(s);
+                return 0.0;
+            };
+        };
+        const std::vector<std::pair<std::string, std::string>> labels{{"bridge", bridge_name}};
+        for (const auto& s : all)
+            series_.push_back(s.counter ? metrics_.add_callback_counter(s.name, s.help, one(s.read), labels)
+                                        : metrics_.add_callback_gauge(s.name, s.help, one(s.read), labels));
+        const std::pair<const char*, field> reasons[] = {
+            {"max_messages", [](const adapters::bridge_stats& s) { return double(s.dropped_max_messages); }},
+            {"max_age", [](const adapters::bridge_stats& s) { return double(s.dropped_max_age); }},
+            {"full", [](const adapters::bridge_stats& s) { return double(s.dropped_full); }},
+            {"overflow", [](const adapters::bridge_stats& s) { return double(s.dropped_overflow); }},
+        };
+        for (const auto& [reason, read] : reasons)
+            series_.push_back(metrics_.add_callback_counter(
+                "pulsegate_bridge_dropped_total", "Messages the store-and-forward bounds dropped, by reason",
+                one(read), {{"bridge", bridge_name}, {"reason", reason}}));
+    }
+}
 
 void observability::start() { http_->start(); }
 

@@ -40,6 +40,7 @@ namespace pulsegate::daemon {
 
 class ingest;
 class delivery;
+class bridges;
 class mqtt_identity;
 
 struct http_options {
@@ -53,6 +54,8 @@ struct http_options {
     std::uint32_t mqtt_max_packet_size = 1048576;
     // HTTPS with this certificate; null: plain HTTP.
     const common::tls_source* tls = nullptr;
+    // The upstream bridges, for /metrics; null: none.
+    const bridges* uplinks = nullptr;
 };
 
 class observability {
@@ -72,6 +75,7 @@ public:
     std::string address() const;
 
 private:
+    void bridge_metrics(const bridges& uplinks);
     webui::metrics metrics_;
     webui::readiness readiness_;
     webui::router router_;
