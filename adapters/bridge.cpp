@@ -108,18 +108,20 @@ private:
     Failure failure_;
 };
 
-std::string connack_text(const mqtt::token& t) {
+// Why a connect or publish failed, for the log and the health page.
+std::string failure_text(const mqtt::token& t) {
     const int rc = t.get_return_code();
-    const int reason = t.get_reason_code();
-    if (reason >= 0x80) return "refused with reason code 0x" + fmt::format("{:02X}", reason);
     switch (rc) {
     case 1: return "refused: unacceptable protocol version";
     case 2: return "refused: identifier rejected";
     case 3: return "refused: server unavailable";
     case 4: return "refused: bad user name or password";
     case 5: return "refused: not authorised";
-    default: return rc == 0 ? "failed" : "failed (Paho code " + std::to_string(rc) + ")";
+    default: break;
     }
+    const int reason = t.get_reason_code();
+    if (reason >= 0x80 && reason < 0xFF) return fmt::format("refused with reason code 0x{:02X}", reason);
+    return fmt::format("no connection (TCP/TLS failure or timeout, Paho code {})", rc);
 }
 
 } // namespace
@@ -153,10 +155,10 @@ struct bridge::listener {
     explicit listener(bridge& b)
         : published([&b](const mqtt::token& t) { b.ack(t); },
                      [&b](const mqtt::token& t) {
-                         b.signal(event::publish_failed, "publish failed: " + connack_text(t));
+                         b.signal(event::publish_failed, "publish failed: " + failure_text(t));
                      }),
           connected([&b](const mqtt::token&) { b.signal(event::connected); },
-                    [&b](const mqtt::token& t) { b.signal(event::connect_failed, connack_text(t)); }) {}
+                    [&b](const mqtt::token& t) { b.signal(event::connect_failed, failure_text(t)); }) {}
     action<std::function<void(const mqtt::token&)>, std::function<void(const mqtt::token&)>> published;
     action<std::function<void(const mqtt::token&)>, std::function<void(const mqtt::token&)>> connected;
 };
@@ -387,7 +389,8 @@ void bridge::handle(event ev, const std::string& why) {
             std::lock_guard lock(mutex_);
             last_error_ = why;
         }
-        spdlog::warn("bridge {}: connection to {} lost ({}); queueing, queued={}", opts_.name, opts_.url, why,
+        spdlog::warn("bridge {}: connection to {} lost ({}); messages are queued until it is back queued={}",
+                     opts_.name, opts_.url, why,
                      queue_.size());
         if (hooks_.on_state) hooks_.on_state(false);
         break;
@@ -524,8 +527,9 @@ void bridge::log_drops() {
     const auto now = steady::now();
     if (now - last_drop_log_ < std::chrono::seconds(10)) return;
     last_drop_log_ = now;
-    spdlog::warn("bridge {}: dropped {} messages so far (max_messages={} max_age={} full={} overflow={}); queued={} "
-                 "— raise queue_max_messages, queue_max_age_s or queue_max_mb",
+    spdlog::warn("bridge {}: the store-and-forward bounds dropped messages; raise queue_max_messages, "
+                 "queue_max_age_s or queue_max_mb dropped={} by_max_messages={} by_max_age={} full={} overflow={} "
+                 "queued={}",
                  opts_.name, total, s.dropped_max_messages, s.dropped_max_age, s.dropped_full, s.dropped_overflow,
                  s.queued);
     logged_drops_ = total;

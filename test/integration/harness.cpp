@@ -172,6 +172,8 @@ void broker_process::init_admin() {
     }
 }
 
+std::uint16_t free_tcp_port() { return pick_free_port(); }
+
 std::uint16_t broker_process::http_port() const {
     static constexpr std::string_view marker = "proto=http addr=127.0.0.1:";
     const auto log = log_text();
@@ -271,6 +273,7 @@ void broker_process::write_config() {
     if (!o.delivery_toml.empty()) f << "\n[delivery]\n" << o.delivery_toml << "\n";
     f << "\n[log]\n";
     f << "level = \"debug\"\n";
+    f << o.extra_toml << "\n";
 }
 
 void broker_process::start() {
@@ -1630,6 +1633,18 @@ child_process::child_process(std::vector<std::string> argv) {
 child_process::~child_process() {
     kill();
     if (fd_ >= 0) ::close(fd_);
+}
+
+void child_process::terminate() {
+    if (pid_ > 0 && !status_) {
+        ::kill(pid_, SIGTERM);
+        int st = 0;
+        if (!wait_pid(pid_, 10s, &st)) {
+            ::kill(pid_, SIGKILL);
+            wait_pid(pid_, 10s, &st);
+        }
+        status_ = st;
+    }
 }
 
 void child_process::kill() {

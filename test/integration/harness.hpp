@@ -98,6 +98,8 @@ struct broker_options {
     // password (at least 8 characters). Unset: `serve` initialises the data
     // dir itself with a generated password nobody reads.
     std::optional<std::string> admin_password;
+    // pulsegate only: appended to the file as is (e.g. [[bridge]] tables).
+    std::string extra_toml;
     // pulsegate only: more arguments after `serve --config FILE` (e.g.
     // "--demo"), at every start.
     std::vector<std::string> serve_args;
@@ -374,6 +376,9 @@ private:
     std::deque<message> q_;
 };
 
+// A free TCP port on 127.0.0.1 (for servers the test starts itself).
+std::uint16_t free_tcp_port();
+
 // Paho C++ async_client used synchronously: every call waits for its token
 // (event_timeout) and throws mqtt::exception on failure.
 class paho_client {
@@ -566,6 +571,8 @@ public:
     std::optional<int> wait(ms timeout = event_timeout);
     std::string const& output() const { return out_; }
     void kill();
+    // SIGTERM and wait for exit (up to 10 s, then SIGKILL).
+    void terminate();
 
 private:
     bool pump(steady::time_point deadline);  // false on EOF
