@@ -10,6 +10,7 @@ PG_PACKAGES=(
   liblmdb-dev libsqlite3-dev libsodium-dev libssl-dev
   libcurl4-openssl-dev curl libsnmp-dev snmptrapd snmp python3-aiosmtpd openssl
   libhowardhinnant-date-dev tzdata chromium
+  dpkg-dev   # scripts/build-deb.sh: dpkg-shlibdeps, dpkg-buildflags
 )
 
 pg_log() { printf '==> %s\n' "$*" >&2; }
