@@ -191,18 +191,26 @@ sys::result<std::uint64_t> forward_queue::evict_oldest(void* t, std::uint64_t n)
 }
 
 sys::result<push_result> forward_queue::push(std::span<const forward_item> items) {
-    // A second attempt after MDB_MAP_FULL evicts the oldest tenth first.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        push_result out;
+    push_result out;
+    // LMDB reuses the pages of deleted records only after their transaction
+    // committed: on MDB_MAP_FULL, evict the oldest quarter (at least as many
+    // as the batch) in a transaction of its own, then try again.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        if (attempt > 0) {
+            txn e;
+            if (int rc = e.begin(db_->env, 0)) return lmdb_error(rc);
+            auto ev = evict_oldest(e.get(), std::max<std::uint64_t>(count_ / 4, items.size()));
+            if (!ev) return ev.error();
+            if (*ev == 0) break; // nothing left to make room with
+            if (auto ec = refresh_oldest(e.get())) return ec;
+            if (int rc = e.commit()) return lmdb_error(rc);
+            count_ -= *ev;
+            out.evicted += *ev;
+        }
         std::uint64_t count = count_;
+        std::size_t appended = 0;
         txn t;
         if (int rc = t.begin(db_->env, 0)) return lmdb_error(rc);
-        if (attempt == 1) {
-            auto ev = evict_oldest(t.get(), std::max<std::uint64_t>(count / 10, items.size()));
-            if (!ev) return ev.error();
-            out.evicted += *ev;
-            count -= *ev;
-        }
         bool full = false;
         std::uint64_t seq = next_seq_;
         for (const auto& it : items) {
@@ -227,13 +235,14 @@ sys::result<push_result> forward_queue::push(std::span<const forward_item> items
             if (rc) return lmdb_error(rc);
             ++seq;
             ++count;
-            ++out.appended;
+            ++appended;
         }
-        if (full) continue; // the transaction is unusable: abort it and retry
+        if (full) continue; // the transaction is unusable: abort it
+        std::uint64_t evicted = 0;
         if (count > opts_.max_messages) {
             auto ev = evict_oldest(t.get(), count - opts_.max_messages);
             if (!ev) return ev.error();
-            out.evicted += *ev;
+            evicted = *ev;
             count -= *ev;
         }
         if (auto ec = refresh_oldest(t.get())) return ec;
@@ -243,11 +252,12 @@ sys::result<push_result> forward_queue::push(std::span<const forward_item> items
         }
         next_seq_ = seq;
         count_ = count;
+        out.appended = appended;
+        out.evicted += evicted;
         return out;
     }
-    push_result refused;
-    refused.refused = items.size();
-    return refused;
+    out.refused = items.size();
+    return out;
 }
 
 sys::error_code forward_queue::read(std::uint64_t from, std::size_t max, std::vector<queued_message>& out) const {

@@ -8,7 +8,8 @@
 //     transaction (the newest data wins, as EMQX's buffers do);
 //   - max_age: drop_older_than() removes messages queued before a cutoff;
 //   - the map size (max_bytes): a push that does not fit evicts the oldest
-//     tenth and tries again once; what still does not fit is refused.
+//     quarter (at least as many as it brings) and tries again, up to three
+//     times; what still does not fit is refused.
 // Every message removed by a bound is counted in the result of the call
 // that removed it; the caller reports them.
 //
