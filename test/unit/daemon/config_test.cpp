@@ -261,8 +261,7 @@ TEST_CASE("unknown sections and keys are errors") {
           "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], [tls], "
           "[storage], [auth], [delivery], [rules], [log])");
     CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
-    CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") ==
-          "pulsegate.toml: [[bridge]]: not supported yet (arrives with a later issue); remove it");
+    CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") == "pulsegate.toml: [[bridge]] #1 url: required, a non-empty string");
     CHECK(error_of("[[acl]]\nwho = \"*\"\n") ==
           "pulsegate.toml: [[acl]] #1 action: required, a non-empty string");
     CHECK(error_of("[[acl]]\nwho = \"*\"\naction = \"read\"\ntopic = \"a\"\npermission = \"deny\"\n") ==
@@ -410,4 +409,108 @@ TEST_CASE("[tls]: keys, environment, and the keys that go together") {
     b.tls.cert = "/new.pem";
     b.http.https = false;
     CHECK(restart_only_changes(a, b) == std::vector<std::string>{"[http] https", "[tls] cert"});
+}
+
+TEST_CASE("[[bridge]]: every key, defaults, to_toml, and what is refused") {
+    const auto cfg = parse(R"([[bridge]]
+name = "cloud"
+url = "mqtts://broker.example"
+client_id = "site-1"
+username = "site"
+password = "s3cret"
+tls_ca = "/etc/ssl/ca.pem"
+tls_cert = "/etc/ssl/site.pem"
+tls_key = "/etc/ssl/site.key"
+mqtt_version = 5
+clean_start = true
+session_expiry_s = 0
+keepalive_s = 30
+forward = [{ filter = "t/+/alerts/#", prefix = "site-1/", qos = 1 }, { filter = "t/+/d/+/telemetry", strip = "t/", qos = 0 }]
+import = [{ filter = "site-1/t/+/d/+/cmd/#", strip = "site-1/", qos = 1 }]
+queue_max_messages = 5000
+queue_max_age_s = 3600
+queue_max_mb = 64
+max_inflight = 20
+reconnect_max_s = 10
+[[bridge]]
+name = "second"
+url = "mqtt://10.0.0.1:1884"
+import = [{ filter = "cmd/#" }]
+)");
+    REQUIRE(cfg.bridges.size() == 2);
+    const auto& b = cfg.bridges[0];
+    CHECK(b.name == "cloud");
+    CHECK(b.mqtt_version == 5);
+    CHECK(b.clean_start);
+    CHECK(b.keepalive_s == 30);
+    REQUIRE(b.forward.size() == 2);
+    CHECK(b.forward[0] == pulsegate::adapters::bridge_rule{"t/+/alerts/#", "", "site-1/", 1});
+    CHECK(b.forward[1] == pulsegate::adapters::bridge_rule{"t/+/d/+/telemetry", "t/", "", 0});
+    CHECK(b.import[0] == pulsegate::adapters::bridge_rule{"site-1/t/+/d/+/cmd/#", "site-1/", "", 1});
+    CHECK(b.queue_max_messages == 5000);
+    CHECK(b.queue_max_mb == 64);
+    CHECK(b.max_inflight == 20);
+    const auto& d = cfg.bridges[1];
+    CHECK(d.mqtt_version == 4);
+    CHECK_FALSE(d.clean_start);
+    CHECK(d.queue_max_messages == 1000000);
+    CHECK(d.queue_max_age_s == 604800);
+    CHECK(d.import[0].qos == 1);
+    CHECK(parse(to_toml(cfg)) == cfg);
+    // check-config prints no password.
+    CHECK(to_toml(cfg, true).find("s3cret") == std::string::npos);
+    CHECK(to_toml(cfg, true).find("password = \"<secret>\"") != std::string::npos);
+
+    config changed = cfg;
+    changed.bridges[1].url = "mqtt://10.0.0.2";
+    CHECK(restart_only_changes(cfg, changed) == std::vector<std::string>{"[[bridge]]"});
+
+    const auto bridge = [](std::string_view body) {
+        return error_of("[[bridge]]\nname = \"cloud\"\nurl = \"mqtt://h\"\n" + std::string(body));
+    };
+    CHECK(bridge("") == "pulsegate.toml: [[bridge]] #1 forward: a bridge needs at least one forward or import rule");
+    CHECK(bridge("forward = [{ filter = \"a/#/b\" }]") ==
+          "pulsegate.toml: [[bridge]] #1 forward[0] filter: not a valid MQTT filter (wildcard not occupying a whole "
+          "level, or '#' not last)");
+    CHECK(bridge("forward = [{ filter = \"$share/g/a\" }]") ==
+          "pulsegate.toml: [[bridge]] #1 forward[0] filter: a shared subscription ($share/...) cannot be bridged");
+    CHECK(bridge("forward = [{ filter = \"a\", prefix = \"x/+/\" }]") ==
+          "pulsegate.toml: [[bridge]] #1 forward[0] prefix: no wildcards (+ #) in a topic prefix");
+    CHECK(bridge("forward = [{ filter = \"a\", qos = 3 }]") ==
+          "pulsegate.toml: [[bridge]] #1 forward[0] qos: expected an integer 0..2, got the integer 3");
+    CHECK(bridge("forward = [{ filter = \"a\", topic = \"b\" }]") ==
+          "pulsegate.toml: [[bridge]] #1 forward[0] topic: unknown key (known keys: filter, strip, prefix, qos)");
+    CHECK(bridge("import = [{ filter = \"a\" }]\nqueue_max_messages = 0") ==
+          "pulsegate.toml: [[bridge]] #1 queue_max_messages: expected an integer 1..1000000000, got the integer 0");
+    CHECK(bridge("import = [{ filter = \"a\" }]\ntls_ca = \"ca.pem\"") ==
+          "pulsegate.toml: [[bridge]] #1 tls_ca: TLS settings need an mqtts:// or wss:// url");
+    CHECK(bridge("import = [{ filter = \"a\" }]\npassword = \"p\"") ==
+          "pulsegate.toml: [[bridge]] #1 password: a password needs a username");
+    CHECK(bridge("import = [{ filter = \"a\" }]\nsession_expiry_s = 60") ==
+          "pulsegate.toml: [[bridge]] #1 session_expiry_s: needs mqtt_version = 5");
+    CHECK(bridge("import = [{ filter = \"a\" }]\nfrward = []").rfind(
+              "pulsegate.toml: [[bridge]] #1 frward: unknown key (known keys: name, url, client_id,", 0) == 0);
+    CHECK(error_of("[[bridge]]\nname = \"a b\"\nurl = \"mqtt://h\"\n") ==
+          "pulsegate.toml: [[bridge]] #1 name: expected 1 to 64 letters, digits, - or _, got \"a b\"");
+    CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"http://h\"\nimport = [{ filter = \"a\" }]\n") ==
+          "pulsegate.toml: [[bridge]] #1 url: unknown scheme \"http\" (use mqtt, mqtts, ws or wss)");
+    CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://h:99999\"\nimport = [{ filter = \"a\" }]\n") ==
+          "pulsegate.toml: [[bridge]] #1 url: port \"99999\" is not 1..65535");
+    CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://u:p@h\"\nimport = [{ filter = \"a\" }]\n") ==
+          "pulsegate.toml: [[bridge]] #1 url: no user info in the url: set username and password");
+    CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://h\"\nimport = [{ filter = \"a\" }]\n"
+                   "[[bridge]]\nname = \"a\"\nurl = \"mqtt://h\"\nimport = [{ filter = \"a\" }]\n") ==
+          "pulsegate.toml: [[bridge]] #2 name: \"a\" is used twice");
+}
+
+TEST_CASE("bridge URLs map to Paho server URIs with the default ports") {
+    using pulsegate::adapters::paho_uri;
+    CHECK(paho_uri("mqtt://broker.example") == "tcp://broker.example:1883");
+    CHECK(paho_uri("mqtts://broker.example") == "ssl://broker.example:8883");
+    CHECK(paho_uri("mqtt://[::1]:1884") == "tcp://[::1]:1884");
+    CHECK(paho_uri("wss://hub.example/mqtt") == "wss://hub.example:443/mqtt");
+    CHECK(paho_uri("ws://hub.example:8080/mqtt") == "ws://hub.example:8080/mqtt");
+    CHECK(pulsegate::adapters::check_bridge_url("mqtt://h/path") == "a path is only allowed for ws:// and wss://");
+    CHECK(pulsegate::adapters::remap({"t/+/a/#", "t/", "site/", 1}, "t/acme/a/x") == "site/acme/a/x");
+    CHECK(pulsegate::adapters::remap({"#", "zz/", "", 1}, "t/acme") == "t/acme");
 }
