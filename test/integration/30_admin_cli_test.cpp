@@ -334,3 +334,25 @@ TEST_CASE("backup is online: a serving daemon's database and telemetry are copie
     CHECK(*incomplete.exit_code == 1);
     CHECK_MESSAGE(contains(incomplete.output, "not a complete backup"), incomplete.output);
 }
+
+TEST_CASE("upgrades: serve refuses a data dir written by a newer pulsegate, names both versions, changes nothing") {
+    if (!is_pulsegate())
+        return; // pulsegate's own data dir
+    temp_dir t;
+    auto dir = init_data_dir(t);
+    // A newer pulsegate's migrations would have raised the schema version.
+    auto bump = run_process({"/usr/bin/python3", "-c",
+                             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=999'); "
+                             "c.commit()",
+                             (dir / "state.db").string()});
+    REQUIRE_MESSAGE(bump.exit_code == 0, bump.output);
+    const auto before = read_file(dir / "state.db");
+    auto config = t.path / "pulsegate.toml";
+    write_file(config, "[mqtt]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"" +
+                           dir.string() + "\"\n");
+    auto r = run_pulsegate({"serve", "--config", config.string()});
+    CHECK(*r.exit_code != 0);
+    CHECK_MESSAGE(contains(r.output, "has schema version 999, newer than this pulsegate"), r.output);
+    CHECK_MESSAGE(contains(r.output, "left untouched"), r.output);
+    CHECK(read_file(dir / "state.db") == before);
+}
