@@ -1,14 +1,16 @@
 // What the browser tests share: the daemon (started per test file on free
 // ports, with a fresh data dir), REST calls to set up tenants, users and
-// devices, MQTT publishes (mosquitto_pub), and Debian's Chromium driven by
-// playwright-core, with every console error and CSP violation collected.
+// devices, MQTT publishes (mosquitto_pub), an upstream Mosquitto for bridge
+// tests, and Debian's Chromium driven by playwright-core, with every console
+// error and CSP violation collected.
 //
 // Environment: PULSEGATE_BIN (the daemon; meson sets it), MESON_BUILD_ROOT
 // (screenshots go to <it>/meson-logs/screenshots/), CHROMIUM (default
 // /usr/bin/chromium).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, chmodSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -32,8 +34,10 @@ export async function eventually(f, what, ms = 15000) {
 export class Daemon {
   // `extraEnv` is added to this process's environment (so PULSEGATE_* set
   // by hand, e.g. PULSEGATE_HTTP_UI_DIR, reach the daemon too); `args` go
-  // after `serve` (e.g. ['--demo']).
-  static async start(extraEnv = {}, { args = [] } = {}) {
+  // after `serve` (e.g. ['--demo']); `toml` (e.g. a [[bridge]] section, which
+  // no variable can express) is written to a config file passed as
+  // `serve --config` (the PULSEGATE_* variables still apply after it).
+  static async start(extraEnv = {}, { args = [], toml = '' } = {}) {
     const bin = process.env.PULSEGATE_BIN;
     if (!bin) throw new Error('PULSEGATE_BIN is not set (meson test sets it)');
     const dir = mkdtempSync(path.join(tmpdir(), 'pg-browser-'));
@@ -50,6 +54,10 @@ export class Daemon {
       ...extraEnv,
     };
     for (const k of Object.keys(env)) if (k === 'PULSEGATE_BIN' || k === 'PULSEGATE_SOURCE_ROOT') delete env[k];
+    if (toml) {
+      writeFileSync(path.join(dir, 'pulsegate.toml'), toml);
+      args = ['--config', path.join(dir, 'pulsegate.toml'), ...args];
+    }
     const child = spawn(bin, ['serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const d = new Daemon(dir, child, log);
     let text = '';
@@ -132,6 +140,56 @@ export class Daemon {
   publish(tenant, device, secret, payload, kind = 'telemetry') {
     execFileSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(this.mqttPort), '-i', `${device}-pub`,
       '-u', `${tenant}/${device}`, '-P', secret, '-q', '1', '-t', `d/${device}/${kind}`, '-m', payload]);
+  }
+}
+
+// A free TCP port on loopback (free when asked: bind it soon).
+export async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+// Debian's Mosquitto on a free loopback port, anonymous, no persistence: an
+// upstream broker for [[bridge]] tests. stop() ends it (SIGTERM) and removes
+// its directory.
+export class Mosquitto {
+  static async start() {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pg-browser-mosquitto-'));
+    chmodSync(dir, 0o777); // started as root, Mosquitto runs as user mosquitto
+    const port = await freePort();
+    const conf = path.join(dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n`);
+    const child = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const m = new Mosquitto(dir, child, port);
+    child.stdout.on('data', (c) => { m.logText += c; });
+    child.stderr.on('data', (c) => { m.logText += c; });
+    try {
+      await eventually(() => / running/.test(m.logText) || child.exitCode !== null, 'mosquitto to start');
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw new Error(`${e.message}; its log:\n${m.logText}`);
+    }
+    if (child.exitCode !== null) throw new Error(`mosquitto exited:\n${m.logText}`);
+    return m;
+  }
+
+  constructor(dir, child, port) {
+    this.dir = dir;
+    this.child = child;
+    this.port = port;
+    this.logText = '';
+  }
+
+  async stop() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      await eventually(() => this.child.exitCode !== null || this.child.signalCode !== null, 'mosquitto to stop', 10000)
+        .catch(() => this.child.kill('SIGKILL'));
+    }
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -3,11 +3,14 @@
 // see its outcome; an invalid field is reported next to it. An operator's
 // visit to the audit page is itself in the audit log. Long lists come a page
 // at a time with "Load more"; the delivery log and rejected events show theirs.
+// The System health page lists the upstream bridges: none here, and on a
+// second daemon bridged to a Mosquitto, connected with a forwarded reading
+// counted, then disconnected with a reading queued once Mosquitto stops.
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Daemon, browser, uiLogin, screenshot, eventually, ADMIN_PASSWORD, USER_PASSWORD } from './harness.mjs';
+import { Daemon, Mosquitto, browser, uiLogin, screenshot, eventually, ADMIN_PASSWORD, USER_PASSWORD } from './harness.mjs';
 
 let d, b, t, receiver, received = [];
 before(async () => {
@@ -143,4 +146,70 @@ test('an operator opening the audit page is in the audit log', async () => {
   const audit = await op.call('GET', '/api/v1/operator/audit');
   assert.ok(audit.items.some((e) => e.actor === 'user:admin' && /audit/.test(JSON.stringify(e))),
     JSON.stringify(audit.items.slice(0, 3)));
+});
+
+test('the health page shows each bridge: connected and sending, then disconnected and queueing', async () => {
+  const page = await b.newPage();
+  await uiLogin(page, d.base, 'admin', ADMIN_PASSWORD);
+  await page.goto(`${d.base}/#/operator/health`);
+  await page.getByText('No bridges configured.').waitFor();
+  assert.equal(await page.locator('[data-bridge]').count(), 0);
+
+  const up = await Mosquitto.start();
+  let bd;
+  try {
+    bd = await Daemon.start({}, { toml: `
+[[bridge]]
+name = "cloud"
+url = "mqtt://127.0.0.1:${up.port}"
+reconnect_max_s = 1
+forward = [{ filter = "t/+/d/+/telemetry", prefix = "site-1/" }]
+` });
+    const site = await bd.tenant('site', [{ id: 's1' }]);
+    bd.publish('site', 's1', site.secrets.s1, '{"t":1}');
+
+    const p2 = await b.newPage();
+    await uiLogin(p2, bd.base, 'admin', ADMIN_PASSWORD);
+    await p2.goto(`${bd.base}/#/operator/health`);
+    const row = p2.locator('[data-bridge="cloud"]');
+    const col = (name) => row.locator(`[data-col="${name}"]`).textContent();
+    const refresh = p2.getByRole('button', { name: 'Refresh' });
+    // Refreshed by hand until the reading is acknowledged upstream.
+    await eventually(async () => {
+      await refresh.click();
+      return (await row.count()) === 1 && await col('sent') === '1';
+    }, 'the bridge row with one reading sent', 20000);
+    assert.equal(await col('name'), 'cloud');
+    assert.equal(await col('state'), 'connected');
+    assert.match(await row.locator('[data-col="state"]').getAttribute('class'), /\bcheck-ok\b/);
+    assert.equal(await col('queued'), '0');
+    assert.equal(await col('oldest'), '—');
+    assert.equal(await col('in-flight'), '0');
+    assert.equal(await col('imported'), '0');
+    assert.equal(await col('dropped'), '0');
+    assert.equal(await row.locator('[data-col="dropped"]').getAttribute('title'),
+      'max_messages: 0, max_age: 0, full: 0, overflow: 0');
+    assert.equal(await p2.locator('[data-bridge]').count(), 1);
+    await screenshot(p2, 'operator-health-bridge-connected');
+
+    await up.stop();
+    await eventually(async () => {
+      await refresh.click();
+      return await col('state') === 'disconnected';
+    }, 'the bridge shown disconnected', 20000);
+    assert.match(await row.locator('[data-col="state"]').getAttribute('class'), /\bcheck-bad\b/);
+    // While the uplink is down a reading waits in the queue.
+    bd.publish('site', 's1', site.secrets.s1, '{"t":2}');
+    await eventually(async () => {
+      await refresh.click();
+      return await col('queued') === '1';
+    }, 'one reading queued');
+    assert.notEqual(await col('oldest'), '—');
+    assert.equal(await col('sent'), '1');
+    await screenshot(p2, 'operator-health-bridge-disconnected');
+  } finally {
+    await up.stop();
+    await bd?.stop();
+  }
+  assert.deepEqual(b.problems, []);
 });
