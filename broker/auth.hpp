@@ -5,6 +5,7 @@
 
 #include "broker/protocol/packet.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,10 @@ struct client_identity {
     // integrator's API token id), so that revoking one disconnects only its
     // clients. Not persisted: a resumed session authenticates again.
     std::string credential;
+    // The tenant's own quotas, when the authenticator knows them (0: the
+    // server's options::tenant_max_connections / tenant_max_publish_rate).
+    std::uint32_t tenant_max_connections = 0;
+    std::uint32_t tenant_max_publish_rate = 0;
 };
 
 // What CONNECT presented, for the authenticator.

@@ -65,6 +65,7 @@ connection::connection(shard& owner, std::unique_ptr<stream> s, std::uint64_t id
 }
 
 connection::~connection() {
+    if (tenant_ != nullptr) tenant_->connections.fetch_sub(1, std::memory_order_relaxed);
     shard_.connections.erase(id_);
     shard_.owner.connection_count.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -369,6 +370,28 @@ asio::awaitable<bool> connection::async_handle_connect(p::connect c) {
             co_return false;
         }
     }
+    // The tenant's quotas (after any hand-off: counted on the shard that
+    // serves the client). A takeover (the client id is connected now: the
+    // old connection is about to close) may pass a full connection quota.
+    const auto max_conn = who.tenant_max_connections != 0 ? who.tenant_max_connections : o.tenant_max_connections;
+    tenant_rate_ = who.tenant_max_publish_rate != 0 ? who.tenant_max_publish_rate : o.tenant_max_publish_rate;
+    if (!who.tenant.empty() && (max_conn != 0 || tenant_rate_ != 0) && tenant_ == nullptr) {
+        auto& u = owner.usage_of(who.tenant);
+        if (u.connections.fetch_add(1, std::memory_order_relaxed) >= max_conn && max_conn != 0 &&
+            !(prev && co_await is_connected(*prev))) {
+            u.connections.fetch_sub(1, std::memory_order_relaxed);
+            {
+                std::lock_guard lock(owner.registry_mutex);
+                if (prev) owner.registry[key] = *prev;
+                else owner.registry.erase(key);
+            }
+            shard_.counters.tenant_connections_refused.fetch_add(1, std::memory_order_relaxed);
+            refuse(is_v5(version_) ? reason_code::quota_exceeded : reason_code::server_unavailable,
+                   "the tenant's connection quota is used up");
+            co_return false;
+        }
+        tenant_ = &u;
+    }
     if (prev) {
         // Take the old session out of the shard that holds it: here, at once;
         // elsewhere (a stream that cannot move) with a hop.
@@ -579,6 +602,13 @@ void connection::handle_publish(const p::publish& pub) {
         return;
     }
 
+    if (tenant_rate_ != 0 && tenant_ != nullptr && !tenant_allows_publish()) {
+        shard_.counters.tenant_publishes_refused.fetch_add(1, std::memory_order_relaxed);
+        refuse(topic, reason_code::quota_exceeded);
+        answer_refused(pub, reason_code::quota_exceeded);
+        return;
+    }
+
     auto m = shard_.pool.acquire();
     m->topic.reserve(s.mount.size() + topic.size());
     m->topic.append(s.mount).append(topic);
@@ -617,6 +647,30 @@ void connection::handle_publish(const p::publish& pub) {
     if (m->retain) shard_.persist_retained(*m, t);
     shard_.route(m, t);
     if (t) shard_.release(t);
+}
+
+// One PUBLISH against the tenant's rate (shared with its other clients).
+bool connection::tenant_allows_publish() {
+    const auto rate = tenant_rate_;
+    std::lock_guard lock(tenant_->mutex);
+    if (tenant_->rate != rate) {
+        tenant_->publishes = token_bucket(rate, double(rate) * shard_.opts.publish_burst_s, last_rx_);
+        tenant_->rate = rate;
+    }
+    return tenant_->publishes.take(1, last_rx_);
+}
+
+// Whether the session registered as `e` has a connection now (on its shard).
+asio::awaitable<bool> connection::is_connected(const registry_entry& e) {
+    shard& ps = *shard_.owner.shards[e.shard];
+    const auto sid = e.session_id;
+    auto look = [&ps, sid] {
+        auto it = ps.sessions.find(sid);
+        return it != ps.sessions.end() && it->second->conn != nullptr;
+    };
+    if (&ps == &shard_) co_return look();
+    co_return co_await asio::co_spawn(
+        ps.ioc, [look]() -> asio::awaitable<bool> { co_return look(); }, asio::use_awaitable);
 }
 
 // A publish refused before routing (ACL, observer): v5 says why; 3.1.1 has no

@@ -92,7 +92,21 @@ struct shard_counters {
     std::atomic<std::uint64_t> retained{0};
     std::atomic<std::uint64_t> refused{0}; // refusals of every kind (limits, ACL)
     std::atomic<std::uint64_t> rate_limited{0}; // clients disconnected past a publish rate
+    std::atomic<std::uint64_t> tenant_connections_refused{0}; // CONNECTs past a tenant's quota
+    std::atomic<std::uint64_t> tenant_publishes_refused{0};   // PUBLISHes past a tenant's rate
 };
+
+// What a tenant's clients use of its quotas, shared by every shard. Entries
+// live as long as the server (tenants are few), so connections keep a
+// pointer.
+struct tenant_usage {
+    std::atomic<std::uint32_t> connections{0};
+    std::mutex mutex; // the bucket
+    token_bucket publishes;
+    std::uint32_t rate = 0; // what `publishes` was made for
+};
+
+struct registry_entry;
 
 // One client connection over any stream. Owner: its shard. Reading is the
 // coroutine run(); writing is a single async_write in flight at a time, fed
@@ -171,6 +185,8 @@ private:
     void hand_off(shard& target, std::unique_ptr<stream> moved);
     void refuse(std::string_view what, protocol::reason_code code);
     void answer_refused(const protocol::publish& pub, protocol::reason_code code);
+    bool tenant_allows_publish();
+    asio::awaitable<bool> is_connected(const registry_entry& e);
 
     shard& shard_;
     std::unique_ptr<stream> stream_;
@@ -180,6 +196,8 @@ private:
     clock::time_point opened_at_;
     clock::time_point last_rx_;
     token_bucket publish_rate_;  // options::max_publish_rate
+    tenant_usage* tenant_ = nullptr; // counted in its connections; null: no tenant quota
+    std::uint32_t tenant_rate_ = 0;  // the tenant's PUBLISH/s quota; 0: none
     token_bucket publish_bytes_; // options::max_publish_byte_rate
     clock::time_point closing_at_;
 
@@ -421,6 +439,10 @@ struct core {
     std::atomic<std::uint64_t> retain_seq{0};
     std::uint64_t next_retain_seq() noexcept { return retain_seq.fetch_add(1, std::memory_order_relaxed) + 1; }
     clock::time_point started_at = clock::now();
+
+    std::mutex tenants_mutex;
+    std::unordered_map<std::string, std::unique_ptr<tenant_usage>> tenants;
+    tenant_usage& usage_of(const std::string& tenant);
 
     std::mutex registry_mutex;
     std::unordered_map<std::string, registry_entry> registry; // key: tenant '\0' client id

@@ -49,6 +49,12 @@ struct options {
     std::uint32_t max_publish_rate = 0;       // PUBLISH packets per second
     std::uint64_t max_publish_byte_rate = 0;  // payload bytes per second
     std::uint32_t publish_burst_s = 5;
+    // Per-tenant quotas over all of a tenant's clients (0: none), unless the
+    // authenticator sets the tenant's own in client_identity: connections at
+    // once (beyond: CONNACK 0x97, 3.1.1 0x03) and PUBLISH packets per second
+    // (beyond: the publish is refused, v5 0x97; bucket of publish_burst_s).
+    std::uint32_t tenant_max_connections = 0;
+    std::uint32_t tenant_max_publish_rate = 0;
     // Concurrent client connections; 0 = unlimited. Beyond: CONNACK 0x97.
     std::size_t max_connections = 0;
     // Topic levels accepted in names and filters.

@@ -483,6 +483,13 @@ void shard::shutdown() {
 
 // ---- core -----------------------------------------------------------------
 
+tenant_usage& core::usage_of(const std::string& tenant) {
+    std::lock_guard lock(tenants_mutex);
+    auto& u = tenants[tenant];
+    if (!u) u = std::make_unique<tenant_usage>();
+    return *u;
+}
+
 core::core(options o, authenticator* a, publish_observer* p, state_store* st)
     : opts(std::move(o)), auth(a), observer(p), store(st) {}
 
@@ -532,6 +539,8 @@ sys_stats core::counters_snapshot() const {
         st.bytes_sent += get(c.bytes_sent);
         st.sockets += get(c.connections_total);
         st.rate_limited += get(c.rate_limited);
+        st.tenant_connections_refused += get(c.tenant_connections_refused);
+        st.tenant_publishes_refused += get(c.tenant_publishes_refused);
     }
     st.connections = st.sockets;
     // Every shard holds every retained message: shard 0's count is the count.

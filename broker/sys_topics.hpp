@@ -90,6 +90,8 @@ struct sys_stats {
     std::uint64_t connections = 0; // CONNECT packets received
     std::uint64_t sockets = 0;     // network connections accepted
     std::uint64_t rate_limited = 0; // clients disconnected past a publish rate (not in $SYS)
+    std::uint64_t tenant_connections_refused = 0; // CONNECTs past a tenant's quota (not in $SYS)
+    std::uint64_t tenant_publishes_refused = 0;   // PUBLISHes past a tenant's rate (not in $SYS)
 };
 
 // The load series Mosquitto publishes, one load_average each, under

@@ -250,6 +250,10 @@ const std::vector<field>& fields() {
         PG_INT(rules, alert_retention_days, alert_retention_days, 1, 36500),
         PG_INT(rules, queue_capacity, queue_capacity, 16, 10000000),
 
+        PG_INT(quotas, devices, devices, 0, 100000000),
+        PG_INT(quotas, connections, connections, 0, 10000000),
+        PG_INT(quotas, messages_per_s, messages_per_s, 0, u32_max),
+
         field{.section = "log", .key = "level", .type = kind::string,
               .expected = "one of \"trace\", \"debug\", \"info\", \"warn\", \"error\"",
               .valid = is_log_level,
@@ -267,7 +271,8 @@ const std::vector<field>& fields() {
 
 #undef PG_INT
 
-constexpr std::string_view sections[] = {"mqtt", "http", "tls", "storage", "auth", "delivery", "rules", "log"};
+constexpr std::string_view sections[] = {"mqtt",     "http",  "tls",    "storage", "auth",
+                                         "delivery", "rules", "quotas", "log"};
 
 // Keys that only make sense together.
 void check_together(const config& cfg, std::string_view source) {
@@ -825,6 +830,8 @@ broker::options to_broker_options(const config& cfg) {
     o.allow_anonymous = cfg.auth.allow_anonymous;
     o.anonymous_tenant = cfg.auth.anonymous_tenant;
     o.sys_interval = std::chrono::seconds(m.sys_interval_s);
+    o.tenant_max_connections = static_cast<std::uint32_t>(cfg.quotas.connections);
+    o.tenant_max_publish_rate = static_cast<std::uint32_t>(cfg.quotas.messages_per_s);
     return o;
 }
 

@@ -138,6 +138,15 @@ struct rules_config {
     friend bool operator==(const rules_config&, const rules_config&) = default;
 };
 
+// [quotas]: per-tenant limits over all of a tenant's clients (0: none).
+struct quotas_config {
+    std::int64_t devices = 0;        // devices a tenant may have (API: 403 beyond)
+    std::int64_t connections = 0;    // MQTT connections at once (CONNACK 0x97)
+    std::int64_t messages_per_s = 0; // PUBLISH packets per second (v5 PUBACK 0x97)
+
+    friend bool operator==(const quotas_config&, const quotas_config&) = default;
+};
+
 enum class log_format { logfmt, json };
 
 // [log]: one line per event on stderr.
@@ -168,6 +177,7 @@ struct config {
     auth_config auth;
     delivery_config delivery;
     rules_config rules;
+    quotas_config quotas;
     log_config log;
     std::vector<acl_entry> acl; // in file order; the first match decides
     std::vector<adapters::bridge_options> bridges;

@@ -130,7 +130,7 @@ int check_config(const config_path& path, bool quiet) {
 // SIGHUP: re-read the same file and apply what can change at run time; on
 // any error keep running with the old configuration.
 void reload(config& running, const config_path& path, broker::server& server, mqtt_identity& identity,
-            common::tls_source* tls) {
+            common::tls_source* tls, std::atomic<std::int64_t>& device_quota) {
     spdlog::info("reloading config={}", describe_path(path));
     if (tls != nullptr) {
         // The files named at start, read again: a renewed certificate
@@ -144,6 +144,7 @@ void reload(config& running, const config_path& path, broker::server& server, mq
         auto next = load_config(path, process_env);
         server.reload(to_broker_options(next));
         identity.set_anonymous(next.auth.allow_anonymous, next.auth.anonymous_tenant);
+        device_quota.store(next.quotas.devices, std::memory_order_relaxed);
         apply_log_config(next.log);
         for (const auto& key : restart_only_changes(running, next))
             spdlog::warn("changed setting takes effect only after a restart key={}", logfmt_value(key));
@@ -354,6 +355,7 @@ int serve(const config_path& path, const demo_settings& demo) {
     }
     std::unique_ptr<observability> http;
     std::atomic<bool> storage_ok{true};
+    std::atomic<std::int64_t> device_quota{cfg.quotas.devices};
     try {
         auto broker_opts = to_broker_options(cfg);
         broker_opts.tls = tls.get();
@@ -379,6 +381,7 @@ int serve(const config_path& path, const demo_settings& demo) {
                                                             .ui_dir = cfg.http.ui_dir,
                                                             .mqtt_max_packet_size = cfg.mqtt.max_packet_size,
                                                             .tls = https ? tls.get() : nullptr,
+                                                            .device_quota = &device_quota,
                                                             .uplinks = uplinks.get()});
         server->start(); // restores sessions and retained messages first
         store->start();
@@ -460,7 +463,7 @@ int serve(const config_path& path, const demo_settings& demo) {
             if (stopping)
                 spdlog::info("ignoring SIGHUP while stopping");
             else
-                reload(cfg, path, *server, identity, tls.get());
+                reload(cfg, path, *server, identity, tls.get(), device_quota);
         } else if (!stopping) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));

@@ -69,6 +69,15 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
     };
     broker_series("pulsegate_mqtt_clients_connected", "MQTT clients connected now", false,
                   [](const auto& s) { return double(s.clients_connected); });
+    for (const std::string_view what : {"connection", "publish"}) {
+        series_.push_back(metrics_.add_callback_counter(
+            "pulsegate_tenant_quota_refused_total", "CONNECTs and PUBLISHes refused by a tenant quota ([quotas])",
+            [&server, connection = what == "connection"] {
+                const auto st = server.stats();
+                return double(connection ? st.tenant_connections_refused : st.tenant_publishes_refused);
+            },
+            {{"what", std::string(what)}}));
+    }
     broker_series("pulsegate_mqtt_rate_limited_total",
                   "MQTT clients disconnected for publishing past [mqtt] max_publish_rate / max_publish_byte_rate", true,
                   [](const auto& s) { return double(s.rate_limited); });
@@ -235,7 +244,8 @@ observability::observability(broker::server& server, storage::lmdb_store& store,
                                        .guard = &alerts_out.guard(),
                                        .outbox = &alerts_out.outbox(),
                                        .router = &alerts_out.router(),
-                                       .digest = &alerts_out.digest()};
+                                       .digest = &alerts_out.digest(),
+                                       .device_quota = opts.device_quota};
     webui::add_device_routes(router_, *auth_, services);
     webui::add_token_routes(router_, *auth_, services);
     webui::add_operator_routes(router_, *auth_, services);

@@ -54,6 +54,8 @@ struct http_options {
     std::uint32_t mqtt_max_packet_size = 1048576;
     // HTTPS with this certificate; null: plain HTTP.
     const common::tls_source* tls = nullptr;
+    // [quotas] devices, kept current by SIGHUP; null: no device quota.
+    const std::atomic<std::int64_t>* device_quota = nullptr;
     // The upstream bridges, for /metrics; null: none.
     const bridges* uplinks = nullptr;
 };

@@ -13,6 +13,7 @@
 #include "webui/identity_hooks.hpp"
 #include "webui/router.hpp"
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -53,6 +54,8 @@ struct api_services {
     engine::job_router* router = nullptr;
     // The daily digest; null: its routes answer 503.
     engine::digest_service* digest = nullptr;
+    // [quotas] devices: devices a tenant may have (0 or null: no limit).
+    const std::atomic<std::int64_t>* device_quota = nullptr;
 };
 
 void add_device_routes(router& r, auth& a, const api_services& s);   // webui/api_devices.cpp

@@ -30,6 +30,7 @@
 #include "engine/alert_control.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/state/device_repository.hpp"
+#include "storage/state/tenant_repository.hpp"
 
 #include <boost/json/array.hpp>
 
@@ -159,6 +160,20 @@ response create_device(const api_services& s, const caller& c, const request_con
         if (auto ok = engine::validate_display_name(**name); !ok) return to_response(invalid("name", ok));
     auto labels = optional_labels(*body, "labels");
     if (!labels) return to_response(labels.error());
+
+    if (const auto quota = s.device_quota != nullptr ? s.device_quota->load(std::memory_order_relaxed) : 0;
+        quota > 0) {
+        auto in = state::tenant_repository(*s.db).contents(*tenant);
+        if (!in) return to_response(from_state(in.error(), "count devices"));
+        if (in->devices >= quota)
+            return to_response(api_error{http::status::forbidden, std::string(codes::quota_exceeded),
+                                         "quota exceeded: tenant \"" + *tenant + "\" has " +
+                                             std::to_string(in->devices) + " devices and may have at most " +
+                                             std::to_string(quota) +
+                                             " ([quotas] devices); delete a device or ask the operator to raise "
+                                             "the quota",
+                                         ""});
+    }
 
     const auto secret = engine::generate_device_secret();
     state::new_device d{*tenant, *id, name->value_or(""), labels->value_or(state::device_labels{}),

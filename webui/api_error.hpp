@@ -27,6 +27,7 @@ inline constexpr std::string_view invalid_argument = "invalid_argument";     // 
 inline constexpr std::string_view malformed_request = "malformed_request";   // 400, not HTTP/1.1 we can read
 inline constexpr std::string_view unauthorized = "unauthorized";             // 401
 inline constexpr std::string_view forbidden = "forbidden";                   // 403
+inline constexpr std::string_view quota_exceeded = "quota_exceeded";         // 403, a tenant quota
 inline constexpr std::string_view not_found = "not_found";                   // 404
 inline constexpr std::string_view method_not_allowed = "method_not_allowed"; // 405, with Allow
 inline constexpr std::string_view conflict = "conflict";                     // 409

@@ -256,10 +256,10 @@ TEST_CASE("unknown sections and keys are errors") {
     CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
     CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
           "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [tls], [storage], [auth], "
-          "[delivery], [rules], [log])");
+          "[delivery], [rules], [quotas], [log])");
     CHECK(error_of("listen = \"0.0.0.0:1883\"\n") ==
           "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], [tls], "
-          "[storage], [auth], [delivery], [rules], [log])");
+          "[storage], [auth], [delivery], [rules], [quotas], [log])");
     CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
     CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") == "pulsegate.toml: [[bridge]] #1 url: required, a non-empty string");
     CHECK(error_of("[[acl]]\nwho = \"*\"\n") ==
