@@ -8,6 +8,7 @@
 
 #include "harness.hpp"
 #include "tenant_world.hpp"
+#include "test_pki.hpp"
 
 #include <doctest/doctest.h>
 
@@ -22,56 +23,6 @@ using namespace pulsegate::itest;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string must_run(std::vector<std::string> argv) {
-    const auto what = argv.front() + " " + (argv.size() > 1 ? argv[1] : "");
-    auto r = run_process(std::move(argv), 30s);
-    REQUIRE_MESSAGE((r.exit_code && *r.exit_code == 0), what << " failed:\n" << r.output);
-    return r.output;
-}
-
-// A test PKI in a temp dir: two CAs, the server's certificate (for
-// 127.0.0.1) and client certificates.
-struct pki {
-    fs::path dir;
-
-    pki() {
-        std::string tmpl = (fs::temp_directory_path() / "pg-tls-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        dir = tmpl;
-        make_ca("ca");
-        make_ca("other-ca");
-        issue("server", "ca", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost");
-        issue("device", "ca", "/CN=acme\\/s1");
-        issue("ghost", "ca", "/CN=acme\\/nobody");
-        issue("stranger", "other-ca", "/CN=acme\\/s1");
-    }
-    ~pki() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-
-    std::string operator()(const std::string& name) const { return (dir / name).string(); }
-
-    void make_ca(const std::string& name) {
-        must_run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                  "-keyout", (*this)(name + ".key"), "-out", (*this)(name + ".pem"), "-days", "2", "-subj",
-                  "/CN=" + name});
-    }
-    void issue(const std::string& name, const std::string& ca, const std::string& subject,
-               const std::string& san = {}) {
-        must_run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                  (*this)(name + ".key"), "-out", (*this)(name + ".csr"), "-subj", subject});
-        std::vector<std::string> sign{"openssl", "x509", "-req", "-in", (*this)(name + ".csr"), "-CA",
-                                      (*this)(ca + ".pem"), "-CAkey", (*this)(ca + ".key"), "-CAcreateserial",
-                                      "-out", (*this)(name + ".pem"), "-days", "2"};
-        if (!san.empty()) {
-            std::ofstream((*this)(name + ".ext")) << san << "\n";
-            sign.insert(sign.end(), {"-extfile", (*this)(name + ".ext")});
-        }
-        must_run(sign);
-    }
-};
 
 std::string tls_toml(const pki& p, bool client_ca) {
     std::string t = "cert = \"" + p("server.pem") + "\"\nkey = \"" + p("server.key") + "\"\nlisten = \"127.0.0.1:0\"\n";

@@ -11,6 +11,7 @@
 // pulsegate only: Mosquitto is the other end.
 
 #include "harness.hpp"
+#include "test_pki.hpp"
 
 #include <doctest/doctest.h>
 
@@ -277,4 +278,49 @@ queue_max_age_s = 1)");
     REQUIRE(got.size() == 100);
     CHECK(numbers(got) == range(151, 250));
     CHECK_FALSE(central.messages().pop(1s));
+}
+
+TEST_CASE("over TLS: the bridge verifies the remote with tls_ca and logs in with a client certificate; a wrong CA "
+          "is refused" * doctest::skip(is_mosquitto())) {
+    pki p;
+    // Mosquitto reads the files as user mosquitto.
+    ::chmod(p.dir.c_str(), 0755);
+    for (const auto* f : {"ca.pem", "server.pem", "server.key"}) ::chmod(p(f).c_str(), 0644);
+    const auto plain = free_tcp_port(), tls = free_tcp_port();
+    std::string dir = p.dir.string();
+    std::ofstream(dir + "/up.conf") << "per_listener_settings false\nallow_anonymous true\nlog_dest stderr\n"
+                                    << "listener " << plain << " 127.0.0.1\n"
+                                    << "listener " << tls << " 127.0.0.1\ncafile " << p("ca.pem") << "\ncertfile "
+                                    << p("server.pem") << "\nkeyfile " << p("server.key")
+                                    << "\nrequire_certificate true\n";
+    child_process up({"/usr/sbin/mosquitto", "-c", dir + "/up.conf"});
+    REQUIRE_MESSAGE(up.read_until(" running", 15s), up.output());
+    paho_client central("tcp://127.0.0.1:" + std::to_string(plain), "central", 4);
+    central.connect();
+    central.subscribe("site-1/#", 1);
+
+    const auto bridge = [&](std::string_view name, std::string_view ca) {
+        return "\n[[bridge]]\nname = \"" + std::string(name) + "\"\nurl = \"mqtts://127.0.0.1:" + std::to_string(tls) +
+               "\"\ntls_ca = \"" + p(std::string(ca)) + "\"\ntls_cert = \"" + p("device.pem") + "\"\ntls_key = \"" +
+               p("device.key") + "\"\nreconnect_max_s = 1\n" +
+               "forward = [{ filter = \"t/+/d/+/telemetry\", prefix = \"site-1/" + std::string(name) + "/\" }]\n";
+    };
+    broker_options o;
+    o.extra_toml = bridge("good", "ca.pem") + bridge("distrust", "other-ca.pem");
+    broker_process b(o);
+    const auto http = b.wait_http_port();
+    REQUIRE(wait_metric(http, "pulsegate_bridge_connected{bridge=\"good\"}", 1) == 1);
+
+    paho_client device(b, "s1");
+    device.connect();
+    device.publish("d/s1/telemetry", R"({"v": 1})", 1);
+    auto got = central.messages().pop(10s);
+    REQUIRE(got);
+    CHECK(got->topic == "site-1/good/t/default/d/s1/telemetry");
+    CHECK_FALSE(central.messages().pop(1s)); // nothing through the bridge that does not trust the server
+
+    CHECK(metric(http, "pulsegate_bridge_connected{bridge=\"distrust\"}") == 0);
+    CHECK(metric(http, "pulsegate_bridge_queued_messages{bridge=\"distrust\"}") == 1);
+    CHECK(b.log_text().find("bridge distrust: cannot connect to mqtts://127.0.0.1:" + std::to_string(tls)) !=
+          std::string::npos);
 }
