@@ -98,6 +98,24 @@ private:
     MDB_cursor* c_ = nullptr;
 };
 
+// Deletes records from the front of `dbi` while `more(seq, queued_ms,
+// deleted so far)`; returns how many it deleted.
+template <class Pred>
+sys::result<std::uint64_t> delete_front(MDB_txn* t, MDB_dbi dbi, Pred more) {
+    cursor c;
+    if (int rc = c.open(t, dbi)) return lmdb_error(rc);
+    std::uint64_t removed = 0;
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+        if (rc == MDB_NOTFOUND) break;
+        if (rc) return lmdb_error(rc);
+        if (!more(seq_of(k), queued_ms_of(v), removed)) break;
+        if (int drc = mdb_cursor_del(c.get(), 0)) return lmdb_error(drc);
+        ++removed;
+    }
+    return removed;
+}
+
 } // namespace
 
 struct forward_queue::lmdb {
@@ -177,17 +195,8 @@ sys::error_code forward_queue::refresh_oldest(void* t) {
 }
 
 sys::result<std::uint64_t> forward_queue::evict_oldest(void* t, std::uint64_t n) {
-    cursor c;
-    if (int rc = c.open(static_cast<MDB_txn*>(t), db_->queue)) return lmdb_error(rc);
-    std::uint64_t removed = 0;
-    MDB_val k, v;
-    for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); removed < n; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
-        if (rc == MDB_NOTFOUND) break;
-        if (rc) return lmdb_error(rc);
-        if (int drc = mdb_cursor_del(c.get(), 0)) return lmdb_error(drc);
-        ++removed;
-    }
-    return removed;
+    return delete_front(static_cast<MDB_txn*>(t), db_->queue,
+                        [n](std::uint64_t, std::int64_t, std::uint64_t done) { return done < n; });
 }
 
 sys::result<push_result> forward_queue::push(std::span<const forward_item> items) {
@@ -289,52 +298,30 @@ sys::error_code forward_queue::read(std::uint64_t from, std::size_t max, std::ve
     return {};
 }
 
-sys::error_code forward_queue::remove_through(std::uint64_t seq) {
+sys::result<std::uint64_t> forward_queue::remove_front(
+    const std::function<bool(std::uint64_t seq, std::int64_t queued_ms)>& more) {
     txn t;
     if (int rc = t.begin(db_->env, 0)) return lmdb_error(rc);
-    std::uint64_t removed = 0;
-    {
-        cursor c;
-        if (int rc = c.open(t.get(), db_->queue)) return lmdb_error(rc);
-        MDB_val k, v;
-        for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
-            if (rc == MDB_NOTFOUND) break;
-            if (rc) return lmdb_error(rc);
-            if (seq_of(k) > seq) break;
-            if (int drc = mdb_cursor_del(c.get(), 0)) return lmdb_error(drc);
-            ++removed;
-        }
-    }
-    if (removed == 0) return {};
+    auto removed = delete_front(t.get(), db_->queue,
+                                [&more](std::uint64_t seq, std::int64_t ms, std::uint64_t) { return more(seq, ms); });
+    if (!removed) return removed.error();
+    if (*removed == 0) return 0;
     if (auto ec = refresh_oldest(t.get())) return ec;
     if (int rc = commit_unsynced(db_->env, t)) return lmdb_error(rc);
-    count_ -= std::min(count_, removed);
-    return {};
+    count_ -= std::min(count_, *removed);
+    return removed;
+}
+
+sys::error_code forward_queue::remove_through(std::uint64_t seq) {
+    auto r = remove_front([seq](std::uint64_t s, std::int64_t) { return s <= seq; });
+    return r ? sys::error_code() : r.error();
 }
 
 sys::result<std::uint64_t> forward_queue::drop_older_than(std::int64_t cutoff_ms) {
     if (count_ == 0 || oldest_ms_ >= cutoff_ms) return 0;
-    txn t;
-    if (int rc = t.begin(db_->env, 0)) return lmdb_error(rc);
-    std::uint64_t removed = 0;
-    {
-        cursor c;
-        if (int rc = c.open(t.get(), db_->queue)) return lmdb_error(rc);
-        MDB_val k, v;
-        // Queued times grow with the sequence (one clock, one writer), so the
-        // old ones are a prefix; a clock step back only delays their drop.
-        for (int rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);; rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
-            if (rc == MDB_NOTFOUND) break;
-            if (rc) return lmdb_error(rc);
-            if (queued_ms_of(v) >= cutoff_ms) break;
-            if (int drc = mdb_cursor_del(c.get(), 0)) return lmdb_error(drc);
-            ++removed;
-        }
-    }
-    if (auto ec = refresh_oldest(t.get())) return ec;
-    if (int rc = commit_unsynced(db_->env, t)) return lmdb_error(rc);
-    count_ -= std::min(count_, removed);
-    return removed;
+    // Queued times grow with the sequence (one clock, one writer), so the
+    // old ones are a prefix; a clock step back only delays their drop.
+    return remove_front([cutoff_ms](std::uint64_t, std::int64_t ms) { return ms < cutoff_ms; });
 }
 
 } // namespace pulsegate::storage

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -100,6 +101,10 @@ private:
     struct lmdb;
     boost::system::error_code refresh_oldest(void* txn);
     boost::system::result<std::uint64_t> evict_oldest(void* txn, std::uint64_t n);
+    // Removes messages from the front while `more` says so, in a transaction
+    // committed without fsync (see above).
+    boost::system::result<std::uint64_t> remove_front(
+        const std::function<bool(std::uint64_t seq, std::int64_t queued_ms)>& more);
 
     forward_queue_options opts_;
     std::unique_ptr<lmdb> db_;

@@ -8,8 +8,8 @@
 #include <doctest/doctest.h>
 
 #include "test/temp_dir.hpp"
+#include "test/unit/storage/lmdb_format.hpp"
 
-#include <lmdb.h>
 
 #include <string>
 #include <vector>
@@ -155,20 +155,7 @@ TEST_CASE("a queue written in another format is refused with a message naming th
     pulsegate::test::temp_dir d("pg-fq");
     { forward_queue q(options(d)); }
     // Rewrite the format record as a future version would.
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 2);
-    REQUIRE(mdb_env_open(env, d.path.c_str(), 0, 0640) == 0);
-    MDB_txn* t = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &t) == 0);
-    MDB_dbi meta = 0;
-    REQUIRE(mdb_dbi_open(t, "meta", 0, &meta) == 0);
-    char key[] = "format";
-    std::uint32_t v2 = 2;
-    MDB_val k{6, key}, v{sizeof v2, &v2};
-    REQUIRE(mdb_put(t, meta, &k, &v, 0) == 0);
-    REQUIRE(mdb_txn_commit(t) == 0);
-    mdb_env_close(env);
+    pulsegate::test::set_lmdb_format(d.path, 2);
     try {
         forward_queue q(options(d));
         FAIL("opened a queue of format 2");

@@ -6,11 +6,11 @@
 
 #include "storage/lmdb_store.hpp"
 
-#include <lmdb.h>
 
 #include <doctest/doctest.h>
 
 #include "test/temp_dir.hpp"
+#include "test/unit/storage/lmdb_format.hpp"
 
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -1279,20 +1279,7 @@ TEST_CASE("an environment of another format (a newer pulsegate) is refused untou
     pulsegate::test::temp_dir d("pg-lmdb-format");
     const auto dir = d.path / "telemetry";
     { lmdb_store s(small_options(dir)); }
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 16);
-    REQUIRE(mdb_env_open(env, dir.c_str(), 0, 0640) == 0);
-    MDB_txn* t = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &t) == 0);
-    MDB_dbi meta = 0;
-    REQUIRE(mdb_dbi_open(t, "meta", 0, &meta) == 0);
-    char key[] = "format";
-    std::uint32_t v2 = 2;
-    MDB_val k{6, key}, v{sizeof v2, &v2};
-    REQUIRE(mdb_put(t, meta, &k, &v, 0) == 0);
-    REQUIRE(mdb_txn_commit(t) == 0);
-    mdb_env_close(env);
+    pulsegate::test::set_lmdb_format(dir, 2);
     try {
         lmdb_store s(small_options(dir));
         FAIL("opened an environment of format 2");
