@@ -324,3 +324,29 @@ TEST_CASE("over TLS: the bridge verifies the remote with tls_ca and logs in with
     CHECK(b.log_text().find("bridge distrust: cannot connect to mqtts://127.0.0.1:" + std::to_string(tls)) !=
           std::string::npos);
 }
+
+TEST_CASE("over WebSocket: ws:// to another pulsegate's /mqtt" * doctest::skip(is_mosquitto())) {
+    // The central broker is a pulsegate whose anonymous clients see the
+    // whole tree (Debian's Mosquitto here cannot open a websockets listener).
+    broker_options central_opts;
+    central_opts.anonymous_tenant = "";
+    broker_process central_broker(central_opts);
+    const auto central_http = central_broker.wait_http_port();
+    paho_client central(central_broker, "central");
+    central.connect();
+    central.subscribe("site-1/#", 1);
+
+    broker_options o;
+    o.extra_toml = "\n[[bridge]]\nname = \"ws\"\nurl = \"ws://127.0.0.1:" + std::to_string(central_http) +
+                   "/mqtt\"\nreconnect_max_s = 1\nforward = [{ filter = \"t/+/d/+/telemetry\", prefix = \"site-1/\" }]\n";
+    broker_process b(o);
+    const auto http = b.wait_http_port();
+    REQUIRE(wait_metric(http, "pulsegate_bridge_connected{bridge=\"ws\"}", 1) == 1);
+    paho_client device(b, "s1");
+    device.connect();
+    device.publish("d/s1/telemetry", R"({"v": 2})", 1);
+    auto got = central.messages().pop(10s);
+    REQUIRE(got);
+    CHECK(got->topic == "site-1/t/default/d/s1/telemetry");
+    CHECK(got->payload == R"({"v": 2})");
+}
