@@ -71,6 +71,7 @@ struct bridge_options {
     std::string client_id; // default "pulsegate-bridge-<name>"
     std::string username;
     std::string password;
+    std::string password_file; // the password's file, read at start (daemon/bridges.hpp)
     std::string tls_ca;    // mqtts/wss: trust this CA (PEM) instead of the system's
     std::string tls_cert;  // client certificate (PEM) and its key
     std::string tls_key;

@@ -7,7 +7,29 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <system_error>
+
 namespace pulsegate::daemon {
+
+void load_bridge_passwords(std::vector<adapters::bridge_options>& all) {
+    for (auto& b : all) {
+        if (b.password_file.empty()) continue;
+        std::ifstream in(b.password_file, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (!in && !in.eof())
+            throw std::runtime_error(fmt::format("[[bridge]] {} password_file {}: cannot read it: {}", b.name,
+                                                 b.password_file, std::generic_category().message(errno)));
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+        if (text.empty())
+            throw std::runtime_error(
+                fmt::format("[[bridge]] {} password_file {}: the file is empty", b.name, b.password_file));
+        b.password = std::move(text);
+    }
+}
 
 struct bridges::entry final : broker::message_tap {
     std::unique_ptr<adapters::bridge> bridge;

@@ -27,6 +27,10 @@ class server;
 
 namespace pulsegate::daemon {
 
+// Reads each bridge's password_file into its password (startup and
+// check-config). Throws std::runtime_error naming the bridge and the file.
+void load_bridge_passwords(std::vector<adapters::bridge_options>& all);
+
 class bridges {
 public:
     // Opens every bridge's queue in data_dir/bridge/{name} (startup: throws

@@ -603,6 +603,7 @@ adapters::bridge_options parse_bridge_entry(const toml::node& node, std::string 
     r.text("client_id", b.client_id);
     r.text("username", b.username);
     r.text("password", b.password);
+    r.text("password_file", b.password_file);
     r.text("tls_ca", b.tls_ca);
     r.text("tls_cert", b.tls_cert);
     r.text("tls_key", b.tls_key);
@@ -627,7 +628,10 @@ adapters::bridge_options parse_bridge_entry(const toml::node& node, std::string 
         r.fail("tls_ca", "TLS settings need an mqtts:// or wss:// url");
     if (b.tls_cert.empty() != b.tls_key.empty())
         r.fail("tls_cert", "tls_cert and tls_key go together: set both or neither");
-    if (!b.password.empty() && b.username.empty()) r.fail("password", "a password needs a username");
+    if (!b.password.empty() && !b.password_file.empty())
+        r.fail("password_file", "set password or password_file, not both");
+    if ((!b.password.empty() || !b.password_file.empty()) && b.username.empty())
+        r.fail(b.password.empty() ? "password_file" : "password", "a password needs a username");
     if (b.session_expiry_s != 0 && b.mqtt_version != 5) r.fail("session_expiry_s", "needs mqtt_version = 5");
     return b;
 }
@@ -792,9 +796,10 @@ std::string to_toml(const config& cfg, bool redact) {
         return r + "]";
     };
     for (const auto& b : cfg.bridges) {
-        out += fmt::format("\n[[bridge]]\nname = {}\nurl = {}\nclient_id = {}\nusername = {}\npassword = {}\n",
+        out += fmt::format("\n[[bridge]]\nname = {}\nurl = {}\nclient_id = {}\nusername = {}\npassword = {}\n"
+                           "password_file = {}\n",
                            quote(b.name), quote(b.url), quote(b.client_id), quote(b.username),
-                           quote(redact && !b.password.empty() ? "<secret>" : b.password));
+                           quote(redact && !b.password.empty() ? "<secret>" : b.password), quote(b.password_file));
         out += fmt::format("tls_ca = {}\ntls_cert = {}\ntls_key = {}\ntls_insecure = {}\n", quote(b.tls_ca),
                            quote(b.tls_cert), quote(b.tls_key), b.tls_insecure);
         out += fmt::format("mqtt_version = {}\nclean_start = {}\nsession_expiry_s = {}\nkeepalive_s = {}\n",

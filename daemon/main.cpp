@@ -105,6 +105,13 @@ int check_config(const config_path& path, bool quiet) {
         std::cerr << "pulsegate: " << e.what() << '\n';
         return 1;
     }
+    try {
+        auto probe = cfg.bridges; // read as serve would; the printout names the file
+        load_bridge_passwords(probe);
+    } catch (const std::exception& e) {
+        std::cerr << "pulsegate: " << e.what() << '\n';
+        return 1;
+    }
     if (cfg.tls.enabled()) {
         // The files, as serve would load them.
         try {
@@ -347,6 +354,12 @@ int serve(const config_path& path, const demo_settings& demo) {
     // After the server: destroyed before it (the bridges release
     // acknowledgements through it until they stop).
     std::unique_ptr<bridges> uplinks;
+    try {
+        load_bridge_passwords(cfg.bridges);
+    } catch (const std::exception& e) {
+        spdlog::error("cannot set up a bridge: {}", e.what());
+        return 1;
+    }
     try {
         uplinks = std::make_unique<bridges>(cfg.bridges, data_dir, durable);
     } catch (const std::exception& e) {

@@ -486,6 +486,10 @@ import = [{ filter = "cmd/#" }]
           "pulsegate.toml: [[bridge]] #1 tls_ca: TLS settings need an mqtts:// or wss:// url");
     CHECK(bridge("import = [{ filter = \"a\" }]\npassword = \"p\"") ==
           "pulsegate.toml: [[bridge]] #1 password: a password needs a username");
+    CHECK(bridge("import = [{ filter = \"a\" }]\nusername = \"u\"\npassword = \"p\"\npassword_file = \"f\"") ==
+          "pulsegate.toml: [[bridge]] #1 password_file: set password or password_file, not both");
+    CHECK(bridge("import = [{ filter = \"a\" }]\npassword_file = \"f\"") ==
+          "pulsegate.toml: [[bridge]] #1 password_file: a password needs a username");
     CHECK(bridge("import = [{ filter = \"a\" }]\nsession_expiry_s = 60") ==
           "pulsegate.toml: [[bridge]] #1 session_expiry_s: needs mqtt_version = 5");
     CHECK(bridge("import = [{ filter = \"a\" }]\nfrward = []").rfind(
