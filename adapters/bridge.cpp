@@ -189,7 +189,10 @@ bridge::bridge(bridge_options opts, std::filesystem::path queue_dir, bridge_hook
 
 bridge::~bridge() {
     stop();
+    // Before any other member goes: no Paho thread reaches this bridge
+    // (its mutex, its listeners) once the client is destroyed.
     client_->disable_callbacks();
+    client_.reset();
 }
 
 void bridge::start() {
@@ -289,9 +292,11 @@ void bridge::run() {
             stopping = stop_;
         }
         if (!batch.entries.empty()) store(batch);
+        // Acknowledgements first: they count even when the link dropped
+        // right after them (a loss forgets what is in flight).
+        if (!acks.empty()) on_acks(acks);
         for (auto& [ev, why] : events) handle(ev, why);
         events.clear();
-        if (!acks.empty()) on_acks(acks);
         if (stopping) break;
 
         const auto now = steady::now();
