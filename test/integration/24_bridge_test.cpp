@@ -11,6 +11,7 @@
 // pulsegate only: Mosquitto is the other end.
 
 #include "harness.hpp"
+#include "tenant_world.hpp"
 #include "test_pki.hpp"
 
 #include <doctest/doctest.h>
@@ -349,4 +350,29 @@ TEST_CASE("over WebSocket: ws:// to another pulsegate's /mqtt" * doctest::skip(i
     REQUIRE(got);
     CHECK(got->topic == "site-1/t/default/d/s1/telemetry");
     CHECK(got->payload == R"({"v": 2})");
+}
+
+TEST_CASE("alert events the rules engine publishes are forwarded like device messages" *
+          doctest::skip(is_mosquitto())) {
+    upstream up;
+    paho_client central(up.uri(), "central-alerts", 4);
+    central.connect();
+    central.subscribe("site-1/#", 1);
+
+    auto o = rules_options();
+    o.extra_toml = bridge_toml("cloud", up.port(), R"(forward = [{ filter = "t/+/alerts/#", prefix = "site-1/" }])");
+    world w(o);
+    REQUIRE(wait_metric(w.http, "pulsegate_bridge_connected{bridge=\"cloud\"}", 1) == 1);
+    auto acme = w.make_tenant("acme", {{"s1"}});
+    const auto rule = create_rule(acme, R"({"name":"hot","kind":"threshold","metric":"temp","op":">","value":30,
+        "severity":"major","scope":{"device":"s1"}})");
+    auto dev = device_client(w.b, acme, "s1");
+    dev->publish("d/s1/telemetry", R"({"temp": 31})", 1);
+    auto got = central.messages().pop(15s);
+    REQUIRE(got);
+    CHECK(got->topic == "site-1/t/acme/alerts/s1/" + std::to_string(rule));
+    auto body = parse_json(got->payload);
+    REQUIRE(body);
+    CHECK((*body)["event"].str() == "alert.opened");
+    CHECK((*body)["tenant"].str() == "acme");
 }
