@@ -54,6 +54,30 @@
 // With --http-port (pulsegate's HTTP listener) both read pulsegate's
 // counters from /metrics before and after the run.
 //
+// The bridge scenarios (test/bench/README.md, "Bridge") measure a broker's
+// bridge to an upstream broker: the devices publish the telemetry readings
+// into the broker under test (--port) and the subscriber sits on the
+// upstream (--sub-port, filter --sub-filter), so what it counts is what the
+// bridge delivered there. A warm-up reading on `d/warmup/telemetry`,
+// published once a second until it arrives upstream, shows that the bridge
+// is up before anything is measured; it is never counted.
+//   bridge_forward  the telemetry load for --duration while connected:
+//                   forwarded/s = arrived upstream / (first publish -> last
+//                   arrival), and the acked (ingest) rate;
+//   bridge_prepare  creates the subscriber's persistent session on the
+//                   upstream (--client-id, clean session off), waits for the
+//                   warm-up reading and disconnects: run.sh then stops the
+//                   upstream (which saves the session);
+//   bridge_fill     publishes --count readings (QoS 1, every one acked) while
+//                   the upstream is down, so that the bridge queues them;
+//   bridge_collect  started before the upstream: connects as soon as the
+//                   upstream listens (the time it does is "upstream start"),
+//                   resumes the persistent session and counts until --count
+//                   readings arrived (or --quiet seconds without one): time
+//                   to the first and the last, drain rate, order, duplicates.
+// The readings' "ts" is --base-ts plus the sequence number, so that
+// bridge_fill and bridge_collect, two processes, agree on it.
+//
 // The result is one JSON object on stdout; progress and errors go to stderr.
 // Exit status: 0 done, 2 setup failed (broker unreachable, refused CONNECT or
 // SUBSCRIBE), 1 bad usage.
@@ -115,6 +139,10 @@ constexpr std::size_t telemetry_ts_digits = 13;
 constexpr int telemetry_metrics = 4;
 // rules_latency's probe readings: {"probe":1000123} or {"probe":0.00000}.
 constexpr std::size_t probe_payload_size = 17;
+// The bridge scenarios' warm-up reading (never counted).
+constexpr std::string_view warmup_topic = "d/warmup/telemetry";
+constexpr std::string_view warmup_suffix = "/warmup/telemetry";
+constexpr std::string_view warmup_payload = R"({"v": 1})";
 
 struct settings {
     std::string host = "127.0.0.1";
@@ -146,6 +174,16 @@ struct settings {
     bool alerts = false;
     int http_port = 0;
     std::string samples_out; // rules_latency: one CSV line per breach
+    // Bridge scenarios.
+    std::uint16_t sub_port = 0; // subscribers connect here (0: --port)
+    std::string sub_filter = "site/t/+/d/+/telemetry";
+    int sub_qos = 1;
+    std::string client_id;      // a persistent subscriber session (clean session off)
+    std::uint64_t count = 100000;
+    std::uint64_t base_ts = 0;  // epoch ms of sequence number 0 (0: now)
+    int upstream_pid = 0;
+    std::string upstream_pid_file;
+    double bridge_timeout = 60; // warm-up reading / upstream start, at most
 };
 
 double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -333,6 +371,7 @@ struct connection {
     seq_bitmap acked;
     std::uint64_t acked_count = 0;
     std::uint64_t acked_at_stop = 0; // acked_count when publishing stopped
+    std::uint64_t quota = UINT64_MAX; // bridge_fill: publishes no more than this
 
     // Rules scenarios: the devices this connection publishes for, in turn.
     std::vector<std::uint32_t> devices;
@@ -343,6 +382,8 @@ struct connection {
     std::vector<publisher_track> tracks;
     std::string filter; // rules scenarios: its own filter and QoS
     int sub_qos = 0;
+    bool persistent = false;    // bridge: --client-id, clean session off
+    bool session_present = false; // what its CONNACK said
 };
 
 struct totals {
@@ -364,7 +405,10 @@ public:
             die("bad IPv4 address: " + s_.host);
         payload_.assign(static_cast<std::size_t>(s_.payload), 'x');
         run_id_ = std::to_string(getpid());
-        if (s_.scenario == "telemetry") {
+        bridge_ = s_.scenario.starts_with("bridge_");
+        sub_addr_ = addr_;
+        if (s_.sub_port != 0) sub_addr_.sin_port = htons(s_.sub_port);
+        if (s_.scenario == "telemetry" || bridge_) {
             telemetry_ = true;
             s_.publishers = s_.devices;
             s_.qos = 1;
@@ -376,6 +420,7 @@ public:
             base_ts_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                       std::chrono::system_clock::now().time_since_epoch())
                                                       .count());
+            if (s_.base_ts != 0) base_ts_ = s_.base_ts;
         }
         if (s_.scenario == "rules_ingest" || s_.scenario == "rules_latency") init_rules();
     }
@@ -383,6 +428,10 @@ public:
     int run() {
         if (s_.scenario == "idle") return run_idle();
         if (s_.scenario == "latency") return run_latency();
+        if (s_.scenario == "bridge_forward") return run_bridge_forward();
+        if (s_.scenario == "bridge_prepare") return run_bridge_prepare();
+        if (s_.scenario == "bridge_fill") return run_bridge_fill();
+        if (s_.scenario == "bridge_collect") return run_bridge_collect();
         if (telemetry_) return run_telemetry();
         if (s_.scenario == "rules_ingest") return run_rules_ingest();
         if (s_.scenario == "rules_latency") return run_rules_latency();
@@ -419,12 +468,15 @@ private:
 
     // ---- connection plumbing ----
 
-    connection& open(role kind, int index) {
+    // Subscribers connect to --sub-port when given (the bridge scenarios'
+    // upstream). `connected`: a socket already connected (bridge_collect),
+    // made non-blocking and taken over.
+    connection& open(role kind, int index, int connected = -1) {
         conns_.push_back(std::make_unique<connection>());
         auto& c = *conns_.back();
         c.kind = kind;
         c.index = index;
-        c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        c.fd = connected >= 0 ? connected : socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c.fd < 0) die(std::string("socket: ") + std::strerror(errno));
         int one = 1;
         setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -432,10 +484,15 @@ private:
             setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &publisher_sndbuf, sizeof publisher_sndbuf);
         c.in.resize(kind == role::idle ? 8192 : read_chunk);
         ++connecting_;
-        int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_);
-        if (rc != 0 && errno != EINPROGRESS) {
-            fail(c, std::string("connect: ") + std::strerror(errno));
-            return c;
+        if (connected >= 0) {
+            fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+        } else {
+            const auto& to = kind == role::subscriber ? sub_addr_ : addr_;
+            int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+            if (rc != 0 && errno != EINPROGRESS) {
+                fail(c, std::string("connect: ") + std::strerror(errno));
+                return c;
+            }
         }
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT;
@@ -501,17 +558,18 @@ private:
     }
 
     bool wants_to_produce(const connection& c) const {
-        if (c.kind != role::publisher || !c.active || paced_) return false;
+        if (c.kind != role::publisher || !c.active || paced_ || c.next_seq >= c.quota) return false;
         return s_.qos == 0 || c.inflight < s_.window;
     }
 
     void send_connect(connection& c) {
         proto::connect p;
         p.version = version_;
-        p.clean_start = true;
+        p.clean_start = !c.persistent;
         p.keep_alive = static_cast<std::uint16_t>(c.kind == role::idle ? s_.idle_keepalive : s_.keepalive);
-        std::string id = "lg-" + run_id_ + "-" + std::to_string(static_cast<int>(c.kind)) + "-" +
-                         std::to_string(c.index);
+        std::string id = c.persistent ? s_.client_id
+                                      : "lg-" + run_id_ + "-" + std::to_string(static_cast<int>(c.kind)) + "-" +
+                                            std::to_string(c.index);
         p.client_id = id;
         proto::encode(proto::packet{p}, version_, c.out);
         c.state = phase::awaiting_connack;
@@ -524,7 +582,7 @@ private:
         std::string filter = rules_ ? c.filter : subscribe_filter();
         proto::subscription_request r;
         r.filter = filter;
-        r.qos = static_cast<std::uint8_t>(rules_ ? c.sub_qos : s_.qos);
+        r.qos = static_cast<std::uint8_t>(rules_ || bridge_ ? c.sub_qos : s_.qos);
         p.entries.push_back(r);
         proto::encode(proto::packet{p}, version_, c.out);
         c.state = phase::awaiting_suback;
@@ -534,6 +592,7 @@ private:
     std::string topic_base() const { return s_.topic_prefix + "/" + run_id_ + "/" + s_.scenario; }
     // Fan-in and latency subscribe with a wildcard; fan-out to the exact topic.
     std::string subscribe_filter() const {
+        if (bridge_) return s_.sub_filter;
         if (telemetry_) return "d/+/telemetry";
         return s_.scenario == "fanout" ? topic_base() + "/0" : topic_base() + "/+";
     }
@@ -598,7 +657,7 @@ private:
         c.out.clear();
         c.out_off = 0;
         std::uint64_t stamp = now_ns();
-        while (c.out.size() < publish_batch_bytes && (s_.qos == 0 || c.inflight < s_.window))
+        while (c.out.size() < publish_batch_bytes && (s_.qos == 0 || c.inflight < s_.window) && c.next_seq < c.quota)
             append_publish(c, stamp);
         flush(c);
     }
@@ -672,6 +731,7 @@ private:
                 fail(c, "CONNACK refused: " + std::string(proto::to_string(ca->code)));
                 return;
             }
+            c.session_present = ca->session_present;
             if (c.kind == role::subscriber)
                 send_subscribe(c);
             else
@@ -698,6 +758,10 @@ private:
         }
         if (rules_) {
             on_rules_publish(c, p, now);
+            return;
+        }
+        if (bridge_ && c.kind == role::subscriber && p.topic.ends_with(warmup_suffix)) {
+            warm_seen_ = true; // not counted, whenever it comes
             return;
         }
         if (c.kind != role::subscriber || p.payload.size() < payload_header_size) {
@@ -733,6 +797,16 @@ private:
             else
                 t.max_seq = static_cast<std::int64_t>(seq);
         }
+        if (!any_rx_) {
+            first_rx_ = now;
+            // bridge_collect: the brokers' CPU over the drain itself, without
+            // the wait for the bridge to reconnect.
+            if (collect_up_pid_ != 0) {
+                broker_cpu_first_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+                upstream_cpu_first_ = read_cpu_s(collect_up_pid_);
+            }
+        }
+        any_rx_ = true;
         last_rx_ = now;
         if (paced_ && stamp >= window_begin_ns_ && stamp < window_end_ns_) {
             auto rx = static_cast<std::uint64_t>(
@@ -895,6 +969,8 @@ private:
             c.packet_size = probe.size() + payload_.size();
         } else if (c.kind == role::subscriber) {
             c.tracks.resize(static_cast<std::size_t>(s_.publishers));
+            c.sub_qos = s_.sub_qos;
+            c.persistent = bridge_ && !s_.client_id.empty();
         }
     }
 
@@ -947,6 +1023,7 @@ private:
         cpu0_ = self_cpu_s();
         broker_cpu0_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
         broker_wb0_ = s_.broker_pid ? read_write_bytes(s_.broker_pid) : -1;
+        upstream_cpu0_ = s_.upstream_pid ? read_cpu_s(s_.upstream_pid) : -1;
         measuring_ = true;
         t.start = t_start_ = steady::now();
         last_rx_ = last_ack_ = t.start;
@@ -997,6 +1074,7 @@ private:
         cpu1_ = self_cpu_s();
         broker_cpu1_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
         broker_wb1_ = s_.broker_pid ? read_write_bytes(s_.broker_pid) : -1;
+        upstream_cpu1_ = s_.upstream_pid ? read_cpu_s(s_.upstream_pid) : -1;
         t_end_ = steady::now();
         return t;
     }
@@ -1028,6 +1106,8 @@ private:
         std::printf("\"loadgen_cpu_pct\":%.1f,", 100.0 * (cpu1_ - cpu0_) / wall);
         if (broker_cpu0_ >= 0 && broker_cpu1_ >= 0)
             std::printf("\"broker_cpu_pct\":%.1f,", 100.0 * (broker_cpu1_ - broker_cpu0_) / wall);
+        if (upstream_cpu0_ >= 0 && upstream_cpu1_ >= 0)
+            std::printf("\"upstream_cpu_pct\":%.1f,", 100.0 * (upstream_cpu1_ - upstream_cpu0_) / wall);
         std::printf("\"disconnects\":%llu,\"protocol_errors\":%llu,\"bad_payloads\":%llu}\n",
                     static_cast<unsigned long long>(totals_.disconnects),
                     static_cast<unsigned long long>(totals_.protocol_errors),
@@ -1124,6 +1204,249 @@ private:
         if (broker_wb0_ >= 0 && broker_wb1_ >= 0)
             std::printf("\"broker_write_bytes_start\":%lld,\"broker_write_bytes_end\":%lld,", broker_wb0_, broker_wb1_);
         print_common(t);
+        return 0;
+    }
+
+    // ---- bridge scenarios ----
+
+    // Publishes the warm-up reading (QoS 0) through the broker under test
+    // once a second until the upstream subscriber saw one: the bridge is
+    // connected and forwarding. Returns the seconds it took.
+    double await_bridge() {
+        auto* pub = of(role::publisher).front();
+        auto t0 = steady::now();
+        auto next = t0;
+        auto limit = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.bridge_timeout));
+        while (!warm_seen_) {
+            auto now = steady::now();
+            if (now - t0 > limit) die("the bridge forwarded no warm-up reading within " +
+                                      std::to_string(static_cast<int>(s_.bridge_timeout)) + " s");
+            if (now >= next && pub->state == phase::ready && pub->out_off == pub->out.size()) {
+                pub->out.clear();
+                pub->out_off = 0;
+                proto::publish p;
+                p.topic = warmup_topic;
+                proto::encode_publish_header(p, warmup_payload.size(), version_, pub->out);
+                pub->out.append(warmup_payload);
+                flush(*pub);
+                next = now + std::chrono::seconds(1);
+            }
+            poll_once(10);
+        }
+        return seconds(steady::now() - t0);
+    }
+
+    // The telemetry load into the broker under test while its bridge is
+    // connected; the subscriber on the upstream counts what the bridge
+    // delivered there.
+    int run_bridge_forward() {
+        s_.subscribers = 1;
+        setup(1, s_.publishers);
+        double up_s = await_bridge();
+        std::fprintf(stderr, "loadgen: bridge_forward: bridge up after %.2f s; %d devices, window %d, %.1f s\n", up_s,
+                     s_.publishers, s_.window, s_.duration);
+        std::uint64_t at_stop = 0;
+        on_stop_ = [&] { at_stop = sum_subscribers().unique; };
+        auto t = measure(s_.duration);
+
+        auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+        auto subs = sum_subscribers();
+        std::uint64_t acked = 0, acked_at_stop = 0, acked_not_delivered = 0;
+        auto* sub = of(role::subscriber).front();
+        for (auto* p : of(role::publisher)) {
+            acked += p->acked_count;
+            acked_at_stop += p->acked_at_stop;
+            const auto& seen = sub->tracks[static_cast<std::size_t>(p->index)].seen;
+            for (std::uint64_t seq = 0; seq < p->next_seq; ++seq)
+                if (p->acked.test(seq) && !seen.test(seq)) ++acked_not_delivered;
+        }
+        auto sent = sent_messages();
+        double produce_s = seconds(t.stop - t.start);
+        double fwd_s = any_rx_ ? std::max(1e-9, seconds(last_rx_ - t.start)) : 0.0;
+        std::printf("{\"scenario\":\"bridge_forward\",\"devices\":%d,\"window\":%d,\"qos\":1,\"sub_qos\":%d,"
+                    "\"payload\":%d,\"bridge_up_s\":%.3f,",
+                    s_.publishers, s_.window, s_.sub_qos, s_.payload, up_s);
+        std::printf("\"sent\":%llu,\"sent_per_s\":%.0f,\"acked\":%llu,\"acked_at_stop\":%llu,\"acked_per_s\":%.0f,",
+                    ull(sent), static_cast<double>(sent) / produce_s, ull(acked), ull(acked_at_stop),
+                    static_cast<double>(acked_at_stop) / produce_s);
+        std::printf("\"forwarded\":%llu,\"forwarded_per_s\":%.0f,\"forwarded_at_stop\":%llu,"
+                    "\"forwarded_while_publishing_per_s\":%.0f,\"lag_after_stop_s\":%.3f,",
+                    ull(subs.unique), fwd_s > 0 ? static_cast<double>(subs.unique) / fwd_s : 0.0, ull(at_stop),
+                    static_cast<double>(at_stop) / produce_s,
+                    any_rx_ && last_rx_ > t.stop ? seconds(last_rx_ - t.stop) : 0.0);
+        std::printf("\"delivered_of_acked\":%.6f,\"acked_not_delivered\":%llu,\"lost\":%llu,\"reordered\":%llu,"
+                    "\"duplicates\":%llu,",
+                    acked ? static_cast<double>(acked - std::min(acked, acked_not_delivered)) / static_cast<double>(acked)
+                          : 0.0,
+                    ull(acked_not_delivered), ull(sent > subs.unique ? sent - subs.unique : 0), ull(subs.reordered),
+                    ull(subs.duplicates));
+        print_common(t);
+        return 0;
+    }
+
+    // The subscriber's persistent session on the upstream, and a bridge
+    // that is up: then the subscriber leaves (DISCONNECT) and run.sh stops
+    // the upstream.
+    int run_bridge_prepare() {
+        if (s_.client_id.empty()) die("bridge_prepare needs --client-id");
+        s_.subscribers = 1;
+        setup(1, 1);
+        double up_s = await_bridge();
+        auto* sub = of(role::subscriber).front();
+        proto::encode(proto::packet{proto::disconnect{}}, version_, sub->out);
+        flush(*sub);
+        loop_until([&] { return sub->state == phase::closed || sub->out_off == sub->out.size(); }, 2);
+        for (auto& c : conns_) close_conn(*c); // before the upstream closes it: not a lost connection
+        std::printf("{\"scenario\":\"bridge_prepare\",\"bridge_up_s\":%.3f,\"client_id\":\"%s\"}\n", up_s,
+                    s_.client_id.c_str());
+        std::fflush(stdout);
+        return 0;
+    }
+
+    // --count readings spread over --devices connections, QoS 1, every one
+    // acknowledged: with the upstream down, the bridge queues them.
+    int run_bridge_fill() {
+        setup(0, s_.publishers);
+        auto pubs = publishers_ = of(role::publisher);
+        auto n = static_cast<std::uint64_t>(pubs.size());
+        for (std::size_t i = 0; i < pubs.size(); ++i) pubs[i]->quota = s_.count / n + (i < s_.count % n ? 1 : 0);
+        std::fprintf(stderr, "loadgen: bridge_fill: %llu readings over %d devices, window %d\n",
+                     static_cast<unsigned long long>(s_.count), s_.publishers, s_.window);
+        cpu0_ = self_cpu_s();
+        broker_cpu0_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        measuring_ = true;
+        auto t0 = t_start_ = steady::now();
+        for (auto* c : pubs) {
+            c->active = true;
+            produce(*c);
+        }
+        auto all_acked = [&] {
+            return std::all_of(pubs.begin(), pubs.end(), [](connection* c) {
+                return c->state == phase::closed || c->acked_count >= c->quota;
+            });
+        };
+        bool ok = loop_until(all_acked, s_.max_drain);
+        auto t1 = t_end_ = steady::now();
+        measuring_ = false;
+        cpu1_ = self_cpu_s();
+        broker_cpu1_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        std::uint64_t acked = 0;
+        for (auto* c : pubs) acked += c->acked_count;
+        double wall = std::max(1e-9, seconds(t1 - t0));
+        std::printf("{\"scenario\":\"bridge_fill\",\"devices\":%d,\"window\":%d,\"count\":%llu,\"fill_acked\":%llu,"
+                    "\"fill_s\":%.3f,\"fill_per_s\":%.0f,\"fill_timed_out\":%s,\"fill_loadgen_cpu_pct\":%.1f,",
+                    s_.publishers, s_.window, static_cast<unsigned long long>(s_.count),
+                    static_cast<unsigned long long>(acked), wall, static_cast<double>(acked) / wall,
+                    ok ? "false" : "true", 100.0 * (cpu1_ - cpu0_) / wall);
+        if (broker_cpu0_ >= 0 && broker_cpu1_ >= 0)
+            std::printf("\"fill_broker_cpu_pct\":%.1f,", 100.0 * (broker_cpu1_ - broker_cpu0_) / wall);
+        std::printf("\"fill_disconnects\":%llu}\n", static_cast<unsigned long long>(totals_.disconnects));
+        std::fflush(stdout);
+        return ok && acked == s_.count ? 0 : 2;
+    }
+
+    // A blocking connect to the subscriber port, retried every millisecond
+    // until the upstream listens (or --bridge-timeout): the connected socket
+    // and when the connect succeeded.
+    std::pair<int, steady::time_point> connect_when_listening() {
+        auto t0 = steady::now();
+        auto limit = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.bridge_timeout));
+        for (;;) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+            if (::connect(fd, reinterpret_cast<const sockaddr*>(&sub_addr_), sizeof sub_addr_) == 0)
+                return {fd, steady::now()};
+            int err = errno;
+            ::close(fd);
+            if (err != ECONNREFUSED && err != EINTR) die(std::string("connect to the upstream: ") + std::strerror(err));
+            if (steady::now() - t0 > limit) die("the upstream did not listen within the time allowed");
+            ::usleep(1000);
+        }
+    }
+
+    // The pid run.sh wrote for the upstream it is starting (0: none yet).
+    int upstream_pid_from_file() const {
+        std::ifstream f(s_.upstream_pid_file);
+        int pid = 0;
+        f >> pid;
+        return pid;
+    }
+
+    // Started before the upstream: resumes the persistent session as soon
+    // as the upstream listens and counts until --count readings arrived.
+    int run_bridge_collect() {
+        if (s_.client_id.empty()) die("bridge_collect needs --client-id");
+        s_.subscribers = 1;
+        setup_fatal_ = true;
+        auto [fd, opened] = connect_when_listening();
+        int up_pid = 0;
+        if (!s_.upstream_pid_file.empty())
+            for (int i = 0; i < 100 && (up_pid = upstream_pid_from_file()) == 0; ++i) ::usleep(10000);
+        cpu0_ = self_cpu_s();
+        broker_cpu0_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        upstream_cpu0_ = up_pid ? read_cpu_s(up_pid) : -1;
+        collect_up_pid_ = up_pid;
+        t_start_ = opened;
+        auto& sub = open(role::subscriber, 0, fd);
+        init_role(sub);
+        auto quiet = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.quiet));
+        auto limit = opened + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s_.max_drain));
+        bool timed_out = false;
+        for (;;) {
+            auto now = steady::now();
+            if (sum_subscribers().unique >= s_.count) break;
+            if (any_rx_ && now - last_rx_ >= quiet) break;
+            if (now > limit) {
+                timed_out = true;
+                break;
+            }
+            poll_once(10);
+        }
+        auto t_end = t_end_ = steady::now();
+        cpu1_ = self_cpu_s();
+        broker_cpu1_ = s_.broker_pid ? read_cpu_s(s_.broker_pid) : -1;
+        upstream_cpu1_ = up_pid ? read_cpu_s(up_pid) : -1;
+        auto subs = sum_subscribers();
+        auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+        // Lost: sequence numbers bridge_fill published (the same split of
+        // --count over --devices) that never arrived.
+        std::uint64_t lost = 0;
+        auto n = static_cast<std::uint64_t>(s_.publishers);
+        for (std::uint64_t d = 0; d < n; ++d) {
+            std::uint64_t quota = s_.count / n + (d < s_.count % n ? 1 : 0);
+            const auto& seen = sub.tracks[d].seen;
+            for (std::uint64_t seq = 0; seq < quota; ++seq)
+                if (!seen.test(seq)) ++lost;
+        }
+        double first_s = any_rx_ ? seconds(first_rx_ - opened) : 0.0;
+        double last_s = any_rx_ ? seconds(last_rx_ - opened) : 0.0;
+        double wall = std::max(1e-9, seconds(t_end - opened));
+        std::printf("{\"scenario\":\"bridge_collect\",\"count\":%llu,\"devices\":%d,\"session_present\":%s,",
+                    ull(s_.count), s_.publishers, sub.session_present ? "true" : "false");
+        std::printf("\"drained\":%llu,\"lost\":%llu,\"duplicates\":%llu,\"reordered\":%llu,\"in_order\":%s,"
+                    "\"all_arrived\":%s,\"drain_timeout\":%s,",
+                    ull(subs.unique), ull(lost), ull(subs.duplicates), ull(subs.reordered),
+                    subs.reordered == 0 ? "true" : "false", lost == 0 ? "true" : "false",
+                    timed_out ? "true" : "false");
+        std::printf("\"first_after_start_s\":%.3f,\"last_after_start_s\":%.3f,\"drain_per_s\":%.0f,"
+                    "\"drain_from_start_per_s\":%.0f,",
+                    first_s, last_s,
+                    last_s > first_s ? static_cast<double>(subs.unique) / (last_s - first_s) : 0.0,
+                    last_s > 0 ? static_cast<double>(subs.unique) / last_s : 0.0);
+        std::printf("\"loadgen_cpu_pct\":%.1f,", 100.0 * (cpu1_ - cpu0_) / wall);
+        if (broker_cpu0_ >= 0 && broker_cpu1_ >= 0)
+            std::printf("\"broker_cpu_pct\":%.1f,", 100.0 * (broker_cpu1_ - broker_cpu0_) / wall);
+        if (upstream_cpu0_ >= 0 && upstream_cpu1_ >= 0)
+            std::printf("\"upstream_cpu_pct\":%.1f,", 100.0 * (upstream_cpu1_ - upstream_cpu0_) / wall);
+        // From the first arrival to the end (the drain, without the reconnect).
+        double drain_wall = any_rx_ ? std::max(1e-9, seconds(t_end - first_rx_)) : 0.0;
+        if (drain_wall > 0 && broker_cpu_first_ >= 0 && broker_cpu1_ >= 0)
+            std::printf("\"broker_cpu_pct_drain\":%.1f,", 100.0 * (broker_cpu1_ - broker_cpu_first_) / drain_wall);
+        if (drain_wall > 0 && upstream_cpu_first_ >= 0 && upstream_cpu1_ >= 0)
+            std::printf("\"upstream_cpu_pct_drain\":%.1f,", 100.0 * (upstream_cpu1_ - upstream_cpu_first_) / drain_wall);
+        std::printf("\"disconnects\":%llu,\"protocol_errors\":%llu,\"bad_payloads\":%llu}\n", ull(totals_.disconnects),
+                    ull(totals_.protocol_errors), ull(totals_.bad_payloads));
+        std::fflush(stdout);
         return 0;
     }
 
@@ -1484,7 +1807,7 @@ private:
     steady::time_point t_start_, t_end_, last_rx_, last_ack_;
     std::uint64_t window_begin_ns_ = 0, window_end_ns_ = 0;
     std::vector<std::uint64_t> latencies_ns_;
-    double cpu0_ = 0, cpu1_ = 0, broker_cpu0_ = -1, broker_cpu1_ = -1;
+    double cpu0_ = 0, cpu1_ = 0, broker_cpu0_ = -1, broker_cpu1_ = -1, upstream_cpu0_ = -1, upstream_cpu1_ = -1;
     long long broker_wb0_ = -1, broker_wb1_ = -1;
     // Telemetry scenario.
     bool telemetry_ = false;
@@ -1504,6 +1827,14 @@ private:
     std::vector<std::uint64_t> plain_rx_ns_, alert_rx_ns_; // by breach sequence, 0: not (yet) received
     std::vector<std::uint64_t> plain_ns_, detect_ns_;   // latencies inside the window
     std::uint64_t alerts_opened_rx_ = 0, alerts_other_rx_ = 0, unmatched_ = 0;
+    // Bridge scenarios.
+    bool bridge_ = false;
+    sockaddr_in sub_addr_{};  // subscribers: the upstream
+    bool warm_seen_ = false;  // a warm-up reading arrived upstream
+    bool any_rx_ = false;     // first_rx_ is set
+    int collect_up_pid_ = 0;  // bridge_collect: the upstream's pid
+    double broker_cpu_first_ = -1, upstream_cpu_first_ = -1; // at first_rx_
+    steady::time_point first_rx_;
 };
 
 } // namespace
@@ -1514,13 +1845,17 @@ int main(int argc, char** argv) {
     CLI::App app{"pulsegate-loadgen: MQTT load generator (one JSON line on stdout)"};
     app.add_option("--host", s.host, "broker IPv4 address");
     app.add_option("--port", s.port, "broker port")->required();
-    app.add_option("--scenario", s.scenario, "fanin | fanout | latency | idle | telemetry | rules_ingest | rules_latency")
-        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle", "telemetry", "rules_ingest", "rules_latency"}));
+    app.add_option("--scenario", s.scenario,
+                   "fanin | fanout | latency | idle | telemetry | rules_ingest | rules_latency | bridge_forward | "
+                   "bridge_prepare | bridge_fill | bridge_collect")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "idle", "telemetry", "rules_ingest", "rules_latency",
+                               "bridge_forward", "bridge_prepare", "bridge_fill", "bridge_collect"}));
     app.add_option("--publishers", s.publishers, "fanin: publisher connections; rules_*: device connections")
         ->check(CLI::Range(1, 10000));
     app.add_option("--subscribers", s.subscribers, "fanout: subscriber connections")->check(CLI::Range(1, 10000));
     app.add_option("--devices", s.devices,
-                   "telemetry: device connections (QoS 1 JSON readings); rules_*: devices, spread over --publishers")
+                   "telemetry, bridge_*: device connections (QoS 1 JSON readings); rules_*: devices, spread over "
+                   "--publishers")
         ->check(CLI::Range(1, 100000));
     app.add_option("--metrics", s.metrics, "rules_*: metric names m000 ... (at most 1000)")->check(CLI::Range(1, 1000));
     app.add_option("--metrics-per-reading", s.metrics_per_reading, "rules_*: metrics in each reading")
@@ -1546,6 +1881,18 @@ int main(int argc, char** argv) {
     app.add_option("--max-drain", s.max_drain, "give up draining after this many seconds");
     app.add_option("--settle", s.settle, "idle: seconds to wait after the last CONNACK before reading RSS");
     app.add_option("--mqtt", s.mqtt, "protocol version: 4 (3.1.1) or 5")->check(CLI::IsMember({4, 5}));
+    app.add_option("--sub-port", s.sub_port, "bridge_*: the upstream broker's port (the subscriber connects there)");
+    app.add_option("--sub-filter", s.sub_filter, "bridge_*: the upstream subscriber's filter");
+    app.add_option("--sub-qos", s.sub_qos, "bridge_*: the upstream subscriber's QoS")->check(CLI::Range(0, 1));
+    app.add_option("--client-id", s.client_id,
+                   "bridge_prepare, bridge_collect: the upstream subscriber's client id (persistent session)");
+    app.add_option("--count", s.count, "bridge_fill: readings to publish; bridge_collect: readings expected");
+    app.add_option("--base-ts", s.base_ts, "bridge_*: epoch ms of sequence number 0 (the same for fill and collect)");
+    app.add_option("--upstream-pid", s.upstream_pid, "bridge_forward: read the upstream's CPU time from /proc");
+    app.add_option("--upstream-pid-file", s.upstream_pid_file,
+                   "bridge_collect: the file run.sh writes the upstream's pid to when it starts it");
+    app.add_option("--bridge-timeout", s.bridge_timeout,
+                   "bridge_*: seconds to wait for the warm-up reading or for the upstream to listen");
     CLI11_PARSE(app, argc, argv);
 
     std::signal(SIGPIPE, SIG_IGN);

@@ -12,6 +12,9 @@ bench (scenario `query`, broker "store") a third. The rules scenarios
 (rules_throughput, rules_latency: brokers mosquitto, pg1, pg1_rules, pg2,
 pg2_rules; heartbeat_tick: broker "evaluator") get a section of their own, and
 so does alert delivery (delivery: brokers pg1, pg2; pulsegate-hookbench).
+The bridge scenarios (bridge_forward, bridge_drain: each broker bridging to
+an upstream Mosquitto) are rows of the main table and get a section with
+the details.
 """
 import argparse
 import json
@@ -35,6 +38,10 @@ SCENARIOS = [
     ("telemetry_commit", "telemetry QoS 1, {devices:,} devices x window {window}, 4 metrics, durability commit "
      "(points/s acked)", "telemetry"),
     ("telemetry_relaxed", "telemetry QoS 1, same load, durability relaxed (points/s acked)", "telemetry"),
+    ("bridge_forward", "bridge forward: {devices} devices x window {window}, QoS 1 -> bridge -> upstream Mosquitto "
+     "(msg/s arrived upstream)", "bridge_forward"),
+    ("bridge_drain", "bridge drain: {count:,} QoS 1 readings queued during an outage, upstream started again "
+     "(msg/s arrived upstream, first -> last; and from upstream start)", "bridge_drain"),
 ]
 
 # The issue's target for durability commit on a 2-core machine.
@@ -125,6 +132,22 @@ def cell(kind, rows, failures):
                 f"delivered/acked {pct(median(rows, 'delivered_of_acked'))}; "
                 f"acked-not-delivered {worst(rows, 'acked_not_delivered')})")
         primary = pts
+    elif kind == "bridge_forward":
+        fwd = median(rows, "forwarded_per_s")
+        text = (f"**{k(fwd)}/s** (acked {k(median(rows, 'acked_per_s'))}/s; arrived/acked "
+                f"{pct(median(rows, 'delivered_of_acked'))}; lag after stop {median(rows, 'lag_after_stop_s'):.1f} s; "
+                f"reordered {worst(rows, 'reordered')}; duplicates {worst(rows, 'duplicates')})")
+        primary = fwd
+    elif kind == "bridge_drain":
+        rate, total = median(rows, "drain_per_s"), median(rows, "drain_from_start_per_s")
+        worst_run = max(rows, key=lambda r: (r.get("lost", 0), r.get("reordered", 0)))
+        arrived = (f"all {worst_run.get('drained')} arrived" if not worst_run.get("lost")
+                   else f"**{worst_run.get('drained')} of {worst_run.get('count')} arrived**")
+        order = "in order" if not worst_run.get("reordered") else f"**{worst_run.get('reordered')} reordered**"
+        text = (f"**{k(rate)}/s** ({arrived}, {order}, {worst(rows, 'duplicates')} duplicates; first after "
+                f"{median(rows, 'first_after_start_s'):.1f} s, last after {median(rows, 'last_after_start_s'):.1f} s: "
+                f"{k(total)}/s from upstream start)")
+        primary = (rate, total)
     else:  # idle
         b = median(rows, "bytes_per_conn")
         conn = min(r.get("connected", 0) for r in rows)
@@ -155,6 +178,12 @@ def ratio(kind, mosq, pgs):
     if kind == "idle":
         best = min(pgs)
         return f"{times(best / mosq)} (lower is better)" if mosq > 0 else "n/a"
+    if kind == "bridge_drain":
+        if not mosq[0] or not mosq[1]:
+            return "n/a"
+        best = max(pgs, key=lambda p: p[0] or 0)
+        return (f"drain {times(best[0] / mosq[0])}, from upstream start {times(max(p[1] or 0 for p in pgs) / mosq[1])} "
+                "(higher is better)")
     best = max(pgs)
     return f"{times(best / mosq)} (higher is better)" if mosq > 0 else "n/a"
 
@@ -460,6 +489,78 @@ def rules_section(data):
     return out
 
 
+def bridge_section(data):
+    """The bridges: forward while connected, drain after an outage."""
+    fwd = [d for d in data if d["scenario_id"] == "bridge_forward"]
+    drn = [d for d in data if d["scenario_id"] == "bridge_drain"]
+    if not (fwd or drn):
+        return []
+    first = next((d for d in fwd + drn if "bridge_inflight" in d), {})
+    out = ["", "## Bridge (`bridge_forward`, `bridge_drain`)", ""]
+    out.append(
+        "Each broker under test bridges to an upstream (\"central\") Mosquitto of its own, fresh per run on a free "
+        "port (`persistence true`, `max_queued_messages 0`, `max_inflight_messages` as the bridges). Devices publish "
+        "QoS 1 telemetry readings on `d/devN/telemetry` into the broker under test; its bridge forwards them at "
+        "QoS 1 to `site/t/default/d/devN/telemetry` upstream, where one subscriber (QoS 1, filter "
+        "`site/t/+/d/+/telemetry`) counts what arrived. Mosquitto's bridge: `topic d/+/telemetry out 1 \"\" "
+        "site/t/default/`, `cleansession false` (so `local_cleansession` false: its local session keeps queueing "
+        "for the bridge while the uplink is down, up to `max_queued_messages` 1000000, in memory), "
+        "`restart_timeout 1`, MQTT 3.1.1; pulsegate's: `[[bridge]] forward = [{ filter = \"t/+/d/+/telemetry\", "
+        "prefix = \"site/\", qos = 1 }]`, `reconnect_max_s = 1`, `clean_start` false, MQTT 3.1.1, its LMDB "
+        f"store-and-forward queue, `[storage] durability = \"{first.get('bridge_durability', '?')}\"`. Both keep "
+        f"{first.get('bridge_inflight', '?')} messages in flight to the upstream. **Forward**: "
+        "forwarded/s = readings arrived upstream / (first publish -> last arrival); acked/s = PUBACKs the devices "
+        "got while publishing / publishing time (pulsegate acknowledges once a reading is stored and queued, so "
+        "its queue can grow while publishing); *lag after stop* = last arrival - end of publishing. **Drain**: the "
+        "subscriber's persistent session is made and the bridge seen up (a warm-up reading), the upstream is "
+        "stopped (SIGTERM), the readings are published and all acknowledged (the fill), the counting subscriber "
+        "is started, then the upstream; the subscriber connects within a millisecond of the upstream listening "
+        "(\"upstream start\") and resumes its session. First / last = the first and last reading's arrival after "
+        "upstream start (the first includes the bridge's reconnect); drain/s = readings / (last - first).")
+    out.append("")
+    if fwd:
+        out.append("| forward | forwarded/s upstream | acked/s (ingest) | forwarded while publishing /s | lag after stop "
+                   "| arrived / acked | reordered, duplicates | CPU: broker / upstream / load generator |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for bid, name in BROKERS:
+            rows = rows_of(data, "bridge_forward", bid)
+            if not rows:
+                continue
+            cpu = " / ".join("?" if median(rows, key) is None else f"{median(rows, key):.0f}%"
+                             for key in ("broker_cpu_pct", "upstream_cpu_pct", "loadgen_cpu_pct"))
+            out.append(f"| {name} | **{k(median(rows, 'forwarded_per_s'))}** | {k(median(rows, 'acked_per_s'))} | "
+                       f"{k(median(rows, 'forwarded_while_publishing_per_s'))} | "
+                       f"{median(rows, 'lag_after_stop_s'):.1f} s | {median(rows, 'forwarded'):.0f} / "
+                       f"{median(rows, 'acked'):.0f} (not arrived {worst(rows, 'acked_not_delivered')}) | "
+                       f"{worst(rows, 'reordered')}, {worst(rows, 'duplicates')} | {cpu} |")
+        out.append("")
+    if drn:
+        out.append("| drain | readings | fill: acked/s, broker CPU | first / last arrival after upstream start | "
+                   "drain/s (first -> last) | /s from upstream start | arrived, order, duplicates | "
+                   "pulsegate queue before / after | CPU, first -> last arrival: broker / upstream |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for bid, name in BROKERS:
+            rows = rows_of(data, "bridge_drain", bid)
+            if not rows:
+                continue
+            worst_run = max(rows, key=lambda r: (r.get("lost", 0), r.get("reordered", 0)))
+            arrived = (f"{worst_run.get('drained')} / {worst_run.get('count')}"
+                       + ("" if not worst_run.get("lost") else " **LOST**"))
+            order = "in order" if not worst_run.get("reordered") else f"**{worst_run.get('reordered')} reordered**"
+            q0, q1 = median(rows, "pg_queued_before"), median(rows, "pg_queued_after")
+            queue = "n/a" if q0 is None else f"{q0:.0f} / {'?' if q1 is None else f'{q1:.0f}'}"
+            cpu = " / ".join("?" if median(rows, key) is None else f"{median(rows, key):.0f}%"
+                             for key in ("broker_cpu_pct_drain", "upstream_cpu_pct_drain"))
+            fill_cpu = median(rows, "fill_broker_cpu_pct")
+            out.append(f"| {name} | {median(rows, 'count'):,.0f} | {k(median(rows, 'fill_per_s'))}, "
+                       f"{'?' if fill_cpu is None else f'{fill_cpu:.0f}%'} | "
+                       f"{median(rows, 'first_after_start_s'):.2f} / {median(rows, 'last_after_start_s'):.2f} s | "
+                       f"**{k(median(rows, 'drain_per_s'))}** | {k(median(rows, 'drain_from_start_per_s'))} | "
+                       f"{arrived}, {order}, {worst(rows, 'duplicates')} | {queue} | {cpu} |")
+        out.append("")
+    return out
+
+
 def delivery_section(data):
     """Alert delivery end to end: publish -> webhook latency and deliveries/s."""
     rows_all = [d for d in data if d["scenario_id"] == "delivery"]
@@ -588,9 +689,10 @@ def main():
             prims[bid] = p
             bc, lc = median(rows, "broker_cpu_pct"), median(rows, "loadgen_cpu_pct")
             cpus.append("n/a" if bc is None else f"{bc:.0f}% / {lc:.0f}%")
-        if kind == "telemetry":
-            first = next((d for d in data if d["scenario_id"] == sid and "devices" in d), {"devices": 0, "window": "?"})
-            label = label.format(devices=first["devices"], window=first["window"])
+        if kind in ("telemetry", "bridge_forward", "bridge_drain"):
+            first = next((d for d in data if d["scenario_id"] == sid and "devices" in d), {})
+            label = label.format(devices=first.get("devices", "?"), window=first.get("window", "?"),
+                                 count=first.get("count", 0))
         r = ratio(kind, prims["mosquitto"], [prims["pg1"], prims["pg2"]])
         lines.append(f"| {label} | " + " | ".join(texts) + f" | {r} |")
         if kind != "idle":
@@ -606,6 +708,7 @@ def main():
     lines.extend(query_section(data))
     lines.extend(rules_section(data))
     lines.extend(delivery_section(data))
+    lines.extend(bridge_section(data))
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if a.out:

@@ -17,6 +17,8 @@
 # Scenario `telemetry` stands for telemetry_commit,telemetry_relaxed, and
 # `rules` for rules_throughput,rules_latency,heartbeat_tick. Scenario
 # `delivery` (pulsegate only) measures alert delivery to a webhook receiver.
+# Scenario `bridge` stands for bridge_forward,bridge_drain: each broker
+# bridges to an upstream Mosquitto of its own (README.md, "Bridge").
 #
 # Environment:
 #   BUILD_DIR     build directory (default ./build; configured if missing)
@@ -29,6 +31,11 @@
 #   HOOKBENCH     use this pulsegate-hookbench (scenario delivery)
 #   HOOK_WORKERS  [delivery] workers of pulsegate in scenario delivery (default 4)
 #   HOOK_DEVICES  devices breaching at once in scenario delivery (default 5000)
+#   BRIDGE_COUNT  readings queued during the outage in bridge_drain (default 100000)
+#   BRIDGE_INFLIGHT  the bridges' in-flight window (default 1000: Mosquitto's
+#                 max_inflight_messages, pulsegate's [[bridge]] max_inflight)
+#   BRIDGE_DURABILITY  pulsegate's [storage] durability in the bridge rows
+#                 (default commit, the daemon's default)
 #   MOSQUITTO     mosquitto binary (default: mosquitto on PATH or /usr/sbin)
 #   PG_EXTRA_TOML extra TOML appended to pulsegate's config
 #   BENCH_OUT     where results.md goes (default test/bench/results.md)
@@ -46,7 +53,7 @@ nice_level=""
 only_mosquitto=0
 runs=""
 scenarios="fanin_p1,fanin_p8,fanin_p64,fanin_qos1,fanout,latency,idle,telemetry_commit,telemetry_relaxed,query"
-scenarios+=",rules_throughput,rules_latency,heartbeat_tick,delivery"
+scenarios+=",rules_throughput,rules_latency,heartbeat_tick,delivery,bridge_forward,bridge_drain"
 jobs=${BUILD_JOBS:-2}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -97,11 +104,22 @@ rules_probe_ms=25
 hook_probe_ms=25
 hook_devices=${HOOK_DEVICES:-5000}
 hook_workers=${HOOK_WORKERS:-4}
+# Bridge (README.md, "Bridge"): forward = 100 devices, QoS 1, window 16, for
+# the scenario's duration; drain = BRIDGE_COUNT readings from 10 devices
+# queued while the upstream is down. Both bridges keep BRIDGE_INFLIGHT
+# messages in flight and retry a lost uplink every second.
+bridge_fwd_devices=100
+bridge_window=16
+bridge_fill_devices=10
+bridge_count=${BRIDGE_COUNT:-100000}
+bridge_inflight=${BRIDGE_INFLIGHT:-1000}
+bridge_durability=${BRIDGE_DURABILITY:-commit}
 expanded=""
 IFS=',' read -r -a requested <<< "$scenarios"
 for sc in "${requested[@]}"; do
     [[ $sc == telemetry ]] && sc=telemetry_commit,telemetry_relaxed
     [[ $sc == rules ]] && sc=rules_throughput,rules_latency,heartbeat_tick
+    [[ $sc == bridge ]] && sc=bridge_forward,bridge_drain
     expanded+="${expanded:+,}$sc"
 done
 scenarios=$expanded
@@ -220,6 +238,7 @@ pg_storage_toml() {
         telemetry_relaxed) echo 'durability = "relaxed"' ;;
         # The rules rows measure the engine, not the disk.
         rules_*|delivery) echo 'durability = "relaxed"' ;;
+        bridge_*) echo "durability = \"$bridge_durability\"" ;;
     esac
 }
 
@@ -234,6 +253,9 @@ pg_delivery_toml() {
 work=$(mktemp -d /tmp/pulsegate-bench.XXXXXX)
 results=$work/results.jsonl
 : > "$results"
+# The bridge rows' upstream Mosquitto, started as root, saves its sessions as
+# user mosquitto: it must be able to reach its directory in here.
+if want bridge_forward || want bridge_drain; then chmod 0711 "$work"; fi
 say "work dir (configs, logs, raw results): $work"
 
 # Every broker runs under exitio.py, which records the broker's disk writes
@@ -244,14 +266,117 @@ broker_pid=""
 wrapper_pid=""
 broker_log=""
 broker_http_port=""
+up_pid=""
+up_port=""
+up_dir=""
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
     if [[ -n "$wrapper_pid" ]]; then kill "$wrapper_pid" 2>/dev/null || true; fi
+    if [[ -n "$up_pid" ]]; then kill "$up_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- the bridge scenarios' upstream ("central") broker ----
+# A Mosquitto of its own per run, on a free port, in DIR/upstream:
+# persistence on, so that the counting subscriber's session (bridge_drain)
+# survives the outage (SIGTERM saves it); no queue bound; as many QoS 1
+# messages in flight per client as the brokers under test.
+
+# upstream_conf DIR: writes DIR/upstream/mosquitto.conf, sets up_dir/up_port.
+upstream_conf() {
+    up_dir=$1/upstream
+    up_port=$(free_port)
+    mkdir -p "$up_dir"
+    # Mosquitto started as root writes its database as user mosquitto.
+    chmod 0777 "$up_dir"
+    cat > "$up_dir/mosquitto.conf" <<EOF
+listener $up_port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $up_dir/
+max_queued_messages 0
+max_inflight_messages $bridge_inflight
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+EOF
+}
+
+# start_upstream: starts it (again), writes its pid to $up_dir/pid (which
+# bridge_collect reads); does not wait for it to listen.
+start_upstream() {
+    (exec "${prio[@]}" "${broker_pin[@]}" "$mosquitto_bin" -c "$up_dir/mosquitto.conf") >> "$up_dir/mosquitto.log" 2>&1 &
+    up_pid=$!
+    echo "$up_pid" > "$up_dir/pid"
+}
+
+wait_upstream_listening() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$up_pid" 2>/dev/null || break
+        if (exec 3<>"/dev/tcp/127.0.0.1/$up_port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    say "ERROR: the upstream Mosquitto did not start (port $up_port); its log:"
+    sed 's/^/    | /' "$up_dir/mosquitto.log" >&2 || true
+    return 1
+}
+
+# stop_upstream: SIGTERM (Mosquitto saves its sessions), waits for the exit.
+stop_upstream() {
+    [[ -n "$up_pid" ]] || return 0
+    kill -TERM "$up_pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$up_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$up_pid" 2>/dev/null; then kill -KILL "$up_pid" 2>/dev/null || true; fi
+    wait "$up_pid" 2>/dev/null || true
+    up_pid=""
+}
+
+# The bridge of the broker under test to the upstream, forwarding the
+# devices' telemetry to the same remote topics:
+# site/t/default/d/<device>/telemetry. Mosquitto maps its local topic
+# d/+/telemetry with the remote prefix "site/t/default/"; pulsegate mounts
+# an anonymous device's d/X/telemetry at t/default/d/X/telemetry and
+# forwards t/+/d/+/telemetry with the prefix "site/".
+mosquitto_bridge_conf() {
+    cat <<EOF
+# The bridge (mosquitto.conf(5), "Configuring Bridges"). cleansession false:
+# local_cleansession defaults to it, so the bridge's local session keeps
+# queueing QoS 1 messages while the uplink is down, up to
+# max_queued_messages (above: 1000000); max_inflight_messages (above)
+# bounds its messages in flight to the remote too.
+connection upstream
+address 127.0.0.1:$up_port
+remote_clientid bench-bridge
+cleansession false
+bridge_protocol_version mqttv311
+notifications false
+# A lost uplink is retried every second (default: backoff 5 .. 30 s).
+restart_timeout 1
+topic d/+/telemetry out 1 "" site/t/default/
+EOF
+}
+
+pulsegate_bridge_toml() {
+    cat <<EOF
+# The bridge (adapters/bridge.hpp); clean_start false and MQTT 3.1.1 are
+# its defaults, as in Mosquitto's bridge of these rows.
+[[bridge]]
+name = "upstream"
+url = "mqtt://127.0.0.1:$up_port"
+forward = [{ filter = "t/+/d/+/telemetry", prefix = "site/", qos = 1 }]
+max_inflight = $bridge_inflight
+reconnect_max_s = 1
+EOF
 }
 
 # start_broker NAME TAG SCENARIO: starts a fresh broker, sets
@@ -263,6 +388,11 @@ start_broker() {
     broker_port=$(free_port)
     broker_log=$dir/broker.log
     local wrap=(python3 "$here/exitio.py" "$dir/exit_io.json" --)
+    if [[ $scenario == bridge_* ]]; then
+        upstream_conf "$dir"
+        start_upstream
+        wait_upstream_listening || { stop_upstream; return 1; }
+    fi
     case "$name" in
         mosquitto)
             conf=$dir/mosquitto.conf
@@ -278,6 +408,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
+            [[ $scenario == bridge_* ]] && mosquitto_bridge_conf >> "$conf"
             (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${broker_pin[@]}" "${wrap[@]}" "$mosquitto_bin" -c "$conf") > "$broker_log" 2>&1 &
             ;;
         pg1|pg2|pg1_rules|pg2_rules)
@@ -308,6 +439,7 @@ $(pg_storage_toml "$scenario")
 [log]
 level = "warn"
 $(pg_delivery_toml "$scenario")
+$([[ $scenario == bridge_* ]] && pulsegate_bridge_toml)
 ${PG_EXTRA_TOML:-}
 EOF
             (ulimit -n "$(ulimit -Hn)"; exec "${prio[@]}" "${broker_pin[@]}" "${wrap[@]}" "$pulsegate" serve --config "$conf") > "$broker_log" 2>&1 &
@@ -325,6 +457,7 @@ EOF
     say "ERROR: broker $name did not start (port $broker_port); its log ($broker_log):"
     sed 's/^/    | /' "$broker_log" >&2 || true
     stop_broker
+    stop_upstream
     return 1
 }
 
@@ -357,7 +490,7 @@ loadgen_args() {
         idle) echo "--scenario idle --connections 10000 --settle 3" ;;
         telemetry_commit|telemetry_relaxed)
             echo "--scenario telemetry --devices $tel_devices --window $tel_window --duration $tel_dur" ;;
-        query|heartbeat_tick|delivery) echo "" ;;
+        query|heartbeat_tick|delivery|bridge_forward|bridge_drain) echo "" ;;
         rules_throughput)
             echo "--scenario rules_ingest --devices $rules_devices --publishers $rules_conns --window $rules_window" \
                  "--metrics $rules_metrics --metrics-per-reading $rules_mpr --duration $rules_dur" ;;
@@ -365,7 +498,7 @@ loadgen_args() {
             echo "--scenario rules_latency --devices $rules_devices --publishers $rules_conns --rate $rules_bg_rate" \
                  "--metrics $rules_metrics --metrics-per-reading $rules_mpr --probe-interval-ms $rules_probe_ms" \
                  "--warmup $lat_warm --duration $rules_lat_dur" ;;
-        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query rules_throughput rules_latency heartbeat_tick rules delivery)" ;;
+        *) die "unknown scenario $1 (known: fanin_p1 fanin_p8 fanin_p64 fanin_qos1 fanout latency idle telemetry_commit telemetry_relaxed telemetry query rules_throughput rules_latency heartbeat_tick rules delivery bridge_forward bridge_drain bridge)" ;;
     esac
 }
 
@@ -459,6 +592,114 @@ run_delivery() {
     say "  $(tail -n 1 "$results")"
 }
 
+# pg_bridge_metrics BROKER: pulsegate's bridge series from /metrics as one
+# JSON object (queued_messages, sent_total, dropped_total_<reason>, ...), or
+# nothing.
+pg_bridge_metrics() {
+    [[ $1 == pg* ]] || return 0
+    python3 - "$broker_http_port" <<'PY' 2>/dev/null || true
+import json, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+out = {}
+for line in text.splitlines():
+    if line.startswith("pulsegate_bridge_") and 'bridge="upstream"' in line:
+        name, value = line.rsplit(" ", 1)
+        key = name.split("{")[0][len("pulsegate_bridge_"):]
+        if "reason=" in name:
+            key += "_" + name.split('reason="')[1].split('"')[0]
+        out[key] = float(value)
+print(json.dumps(out))
+PY
+}
+
+# run_bridge SCENARIO BROKER RUN TAG: the upstream and the broker (with its
+# bridge) are running. bridge_forward: one load generator run.
+# bridge_drain: bridge_prepare (the counting subscriber's persistent
+# session; the bridge is up), the upstream stopped, bridge_fill
+# (BRIDGE_COUNT readings acknowledged), bridge_collect started and then the
+# upstream started again; the three JSON objects become one record. Stops
+# the broker and the upstream, records the result.
+run_bridge() {
+    local scenario=$1 b=$2 run=$3 tag=$4 rc=0 json="" d=$work/$4
+    local lg=("${prio[@]}" "${loadgen_pin[@]}" "$loadgen" --port "$broker_port" --sub-port "$up_port")
+    if [[ $scenario == bridge_forward ]]; then
+        json=$("${lg[@]}" --scenario bridge_forward --devices "$bridge_fwd_devices" --window "$bridge_window" \
+            --duration "$dur" --quiet 3 --max-drain 120 --broker-pid "$broker_pid" --upstream-pid "$up_pid" \
+            2> "$d/loadgen.err") || rc=$?
+    else
+        local base_ts prep fill="" collect="" queued="" collector
+        base_ts=$(date +%s%3N)
+        prep=$("${lg[@]}" --scenario bridge_prepare --client-id bench-central --devices "$bridge_fill_devices" \
+            2> "$d/prepare.err") || rc=$?
+        if [[ $rc == 0 ]]; then
+            stop_upstream
+            sleep 1 # the bridge sees the loss (both notice the closed socket at once)
+            fill=$("${lg[@]}" --scenario bridge_fill --count "$bridge_count" --devices "$bridge_fill_devices" \
+                --window "$bridge_window" --base-ts "$base_ts" --max-drain 300 --broker-pid "$broker_pid" \
+                2> "$d/fill.err") || rc=$?
+            queued=$(pg_bridge_metrics "$b")
+            say "  outage: $fill${queued:+; pulsegate bridge: $queued}"
+            # The collector connects as soon as the upstream listens.
+            "${lg[@]}" --scenario bridge_collect --client-id bench-central --count "$bridge_count" \
+                --devices "$bridge_fill_devices" --base-ts "$base_ts" --quiet 10 --max-drain 300 \
+                --broker-pid "$broker_pid" --upstream-pid-file "$up_dir/pid" > "$d/collect.json" 2> "$d/collect.err" &
+            collector=$!
+            sleep 0.5
+            rm -f "$up_dir/pid"
+            start_upstream
+            wait "$collector" || rc=$?
+            collect=$(cat "$d/collect.json")
+        fi
+        json=$(python3 - "$prep" "$fill" "$collect" "$queued" "$(pg_bridge_metrics "$b")" <<'PY' || true
+import json, sys
+def load(a):
+    try:
+        return json.loads(a)
+    except ValueError:
+        return {}
+prep, fill, collect, before, after = (load(a) for a in sys.argv[1:6])
+if collect:
+    r = dict(collect)
+    r["scenario"] = "bridge_drain"
+    r["bridge_up_s"] = prep.get("bridge_up_s")
+    r.update({k: v for k, v in fill.items() if k.startswith("fill_") or k == "window"})
+    if before:
+        r["pg_queued_before"] = before.get("queued_messages")
+        r["pg_dropped_before"] = sum(v for k, v in before.items() if k.startswith("dropped"))
+    if after:
+        r["pg_queued_after"] = after.get("queued_messages")
+        r["pg_sent_after"] = after.get("sent_total")
+    print(json.dumps(r))
+PY
+)
+    fi
+    if [[ $rc != 0 || "$json" != "{"* ]]; then
+        say "ERROR: the load generator exited with $rc against $b ($scenario); its stderr:"
+        cat "$d"/*.err 2>/dev/null | sed 's/^/    | /' >&2 || true
+        say "  broker log tail ($broker_log):"
+        tail -n 20 "$broker_log" | sed 's/^/    | /' >&2 || true
+        say "  upstream log tail:"
+        tail -n 10 "$up_dir/mosquitto.log" | sed 's/^/    | /' >&2 || true
+    fi
+    if ! kill -0 "$broker_pid" 2>/dev/null; then
+        say "ERROR: broker $b died during $scenario run $run; its log ($broker_log):"
+        tail -n 30 "$broker_log" | sed 's/^/    | /' >&2 || true
+    fi
+    stop_broker
+    stop_upstream
+    if [[ -d "$d/data" ]]; then
+        du -sb "$d/data" | cut -f1 > "$d/data_bytes"
+        [[ ${BENCH_KEEP_DATA:-0} == 1 ]] || rm -rf "$d/data"
+    fi
+    if [[ "$json" != "{"* ]]; then
+        echo "{\"scenario_id\":\"$scenario\",\"broker\":\"$b\",\"run\":$run,\"error\":\"load generator failed\"}" >> "$results"
+        return
+    fi
+    json=${json%\}},\"bridge_inflight\":$bridge_inflight,\"bridge_durability\":\"$bridge_durability\"}
+    record "$json" "$scenario" "$b" "$run" "$rc" "$d"
+    say "  $(tail -n 1 "$results")"
+}
+
 # ---- runs ----
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 IFS=',' read -r -a scenario_list <<< "$scenarios"
@@ -510,6 +751,10 @@ for scenario in "${scenario_list[@]}"; do
             fi
             if [[ $scenario == delivery ]]; then
                 run_delivery "$b" "$run" "$tag"
+                continue
+            fi
+            if [[ $scenario == bridge_* ]]; then
+                run_bridge "$scenario" "$b" "$run" "$tag"
                 continue
             fi
             extra=""
@@ -576,7 +821,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mosq_version=$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)
 python3 "$here/report.py" "$results" \
-    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s")$(want delivery && echo "; delivery ${lat_warm} + ${hook_dur} s"))$build_note" \
+    --mode "$([[ $quick == 1 ]] && echo "quick ($runs run(s), ${dur} s" || echo "full ($runs runs, median; ${dur} s")$(want_telemetry && echo "; telemetry ${tel_dur} s")$( (want rules_throughput || want rules_latency) && echo "; rules ${rules_dur} s, rules latency ${lat_warm} + ${rules_lat_dur} s")$(want delivery && echo "; delivery ${lat_warm} + ${hook_dur} s")$( (want bridge_forward || want bridge_drain) && echo "; bridge forward ${dur} s, drain ${bridge_count} readings"))$build_note" \
     --load "$load_start -> $load_end" \
     --nice "${nice_level:-0 (default)}" \
     --pin "$pin" \
