@@ -505,7 +505,7 @@ def bridge_section(data):
         "`site/t/+/d/+/telemetry`) counts what arrived. Mosquitto's bridge: `topic d/+/telemetry out 1 \"\" "
         "site/t/default/`, `cleansession false` (so `local_cleansession` false: its local session keeps queueing "
         "for the bridge while the uplink is down, up to `max_queued_messages` 1000000, in memory), "
-        "`restart_timeout 1`, MQTT 3.1.1; pulsegate's: `[[bridge]] forward = [{ filter = \"t/+/d/+/telemetry\", "
+        "`restart_timeout 1 2` (it retries every 2 to 4 s), MQTT 3.1.1; pulsegate's: `[[bridge]] forward = [{ filter = \"t/+/d/+/telemetry\", "
         "prefix = \"site/\", qos = 1 }]`, `reconnect_max_s = 1`, `clean_start` false, MQTT 3.1.1, its LMDB "
         f"store-and-forward queue, `[storage] durability = \"{first.get('bridge_durability', '?')}\"`. Both keep "
         f"{first.get('bridge_inflight', '?')} messages in flight to the upstream. **Forward**: "
@@ -516,7 +516,7 @@ def bridge_section(data):
         "stopped (SIGTERM), the readings are published and all acknowledged (the fill), the counting subscriber "
         "is started, then the upstream; the subscriber connects within a millisecond of the upstream listening "
         "(\"upstream start\") and resumes its session. First / last = the first and last reading's arrival after "
-        "upstream start (the first includes the bridge's reconnect); drain/s = readings / (last - first).")
+        "upstream start (the first includes the bridge's reconnect after its retry delay); drain/s = readings / (last - first).")
     out.append("")
     if fwd:
         out.append("| forward | forwarded/s upstream | acked/s (ingest) | forwarded while publishing /s | lag after stop "
