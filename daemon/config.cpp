@@ -636,50 +636,53 @@ adapters::bridge_options parse_bridge_entry(const toml::node& node, std::string 
     return b;
 }
 
+// "file.toml:12" for a node of the file (toml++ keeps where each came from).
+std::string at(std::string_view source, const toml::source_region& where) {
+    return fmt::format("{}:{}", source, where.begin.line);
+}
+
 void apply_file(config& cfg, const toml::table& root, std::string_view source) {
     for (const auto& [k, node] : root) {
         std::string_view name = k.str();
         bool known = std::find(std::begin(sections), std::end(sections), name) != std::end(sections);
         if (!known) {
-            if (name == "acl") {
+            if (name == "acl" || name == "bridge") {
                 const auto* entries = node.as_array();
                 if (!entries || !node.is_array_of_tables())
-                    throw config_error(fmt::format("{}: acl: expected [[acl]] tables", source));
-                for (std::size_t i = 0; i < entries->size(); ++i)
-                    cfg.acl.push_back(parse_acl_entry(*entries->get(i), fmt::format("{}: [[acl]] #{}", source, i + 1)));
-                continue;
-            }
-            if (name == "bridge") {
-                const auto* entries = node.as_array();
-                if (!entries || !node.is_array_of_tables())
-                    throw config_error(fmt::format("{}: bridge: expected [[bridge]] tables", source));
+                    throw config_error(fmt::format("{}: {}: expected [[{}]] tables", at(source, k.source()), name, name));
                 for (std::size_t i = 0; i < entries->size(); ++i) {
-                    auto b = parse_bridge_entry(*entries->get(i), fmt::format("{}: [[bridge]] #{}", source, i + 1));
+                    const auto& entry = *entries->get(i);
+                    const auto where = fmt::format("{}: [[{}]] #{}", at(source, entry.source()), name, i + 1);
+                    if (name == "acl") {
+                        cfg.acl.push_back(parse_acl_entry(entry, where));
+                        continue;
+                    }
+                    auto b = parse_bridge_entry(entry, where);
                     for (const auto& other : cfg.bridges)
                         if (other.name == b.name)
-                            throw config_error(fmt::format("{}: [[bridge]] #{} name: \"{}\" is used twice", source,
-                                                           i + 1, b.name));
+                            throw config_error(fmt::format("{} name: \"{}\" is used twice", where, b.name));
                     cfg.bridges.push_back(std::move(b));
                 }
                 continue;
             }
             if (node.is_table())
-                throw config_error(fmt::format("{}: unknown section [{}] (known sections: {})", source,
+                throw config_error(fmt::format("{}: unknown section [{}] (known sections: {})", at(source, k.source()),
                                                name, known_sections()));
             throw config_error(fmt::format(
-                "{}: {}: unknown top-level key (keys belong in a section: {})", source, name,
+                "{}: {}: unknown top-level key (keys belong in a section: {})", at(source, k.source()), name,
                 known_sections()));
         }
         const auto* section = node.as_table();
         if (!section)
-            throw config_error(fmt::format("{}: [{}]: expected a table (section), got {}", source, name,
+            throw config_error(fmt::format("{}: [{}]: expected a table (section), got {}", at(source, k.source()), name,
                                            describe_node_type(node)));
         for (const auto& [key, value_node] : *section) {
             const auto* f = find_field(name, key.str());
             if (!f)
-                throw config_error(fmt::format("{}: [{}] {}: unknown key (known keys: {})", source, name,
-                                               key.str(), known_keys(name)));
-            apply_toml(cfg, *f, value_node, origin{fmt::format("{}: [{}] {}", source, name, key.str())});
+                throw config_error(fmt::format("{}: [{}] {}: unknown key (known keys: {})", at(source, key.source()),
+                                               name, key.str(), known_keys(name)));
+            apply_toml(cfg, *f, value_node,
+                       origin{fmt::format("{}: [{}] {}", at(source, key.source()), name, key.str())});
         }
     }
 }

@@ -9,9 +9,9 @@
 //
 // Anything unknown or invalid is an error, never ignored: an unknown section
 // or key, a wrong type, a value out of range. The error is a config_error
-// whose message names the source (file name or variable), the key and what
+// whose message names the source (file name and line, or variable), the key and what
 // was expected, e.g.
-//   pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got 0
+//   pulsegate.toml:12: [mqtt] receive_maximum: expected an integer 1..65535, got 0
 // It is a startup error: the daemon prints it and exits 1 (or, on reload,
 // logs it and keeps the old configuration).
 //

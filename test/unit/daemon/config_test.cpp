@@ -188,39 +188,39 @@ TEST_CASE("env_var_name and unknown overrides") {
 
 TEST_CASE("errors in the file name the file, the key and the expectation") {
     CHECK(error_of("[mqtt]\nreceive_maximum = 0\n") ==
-          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got 0");
+          "pulsegate.toml:2: [mqtt] receive_maximum: expected an integer 1..65535, got 0");
     CHECK(error_of("[mqtt]\nreceive_maximum = 65536\n") ==
-          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got 65536");
+          "pulsegate.toml:2: [mqtt] receive_maximum: expected an integer 1..65535, got 65536");
     CHECK(error_of("[mqtt]\nreceive_maximum = \"10\"\n") ==
-          "pulsegate.toml: [mqtt] receive_maximum: expected an integer 1..65535, got the string \"10\"");
+          "pulsegate.toml:2: [mqtt] receive_maximum: expected an integer 1..65535, got the string \"10\"");
     CHECK(error_of("[mqtt]\nmax_inflight = 1.5\n") ==
-          "pulsegate.toml: [mqtt] max_inflight: expected an integer 1..65535, got a floating-point number");
+          "pulsegate.toml:2: [mqtt] max_inflight: expected an integer 1..65535, got a floating-point number");
     CHECK(error_of("[mqtt]\nshards = -1\n") ==
-          "pulsegate.toml: [mqtt] shards: expected an integer 0..256, got -1");
+          "pulsegate.toml:2: [mqtt] shards: expected an integer 0..256, got -1");
     CHECK(error_of("[mqtt]\nmax_session_expiry_s = 4294967296\n") ==
-          "pulsegate.toml: [mqtt] max_session_expiry_s: expected an integer 0..4294967295, got 4294967296");
+          "pulsegate.toml:2: [mqtt] max_session_expiry_s: expected an integer 0..4294967295, got 4294967296");
     CHECK(error_of("[auth]\nallow_anonymous = \"yes\"\n") ==
-          "pulsegate.toml: [auth] allow_anonymous: expected true or false, got the string \"yes\"");
+          "pulsegate.toml:2: [auth] allow_anonymous: expected true or false, got the string \"yes\"");
     CHECK(error_of("[storage]\ndurability = \"fast\"\n") ==
-          "pulsegate.toml: [storage] durability: expected \"commit\" or \"relaxed\", got \"fast\"");
+          "pulsegate.toml:2: [storage] durability: expected \"commit\" or \"relaxed\", got \"fast\"");
     CHECK(error_of("[storage]\ndata_dir = \"\"\n") ==
-          "pulsegate.toml: [storage] data_dir: expected a non-empty directory path, got \"\"");
+          "pulsegate.toml:2: [storage] data_dir: expected a non-empty directory path, got \"\"");
     CHECK(error_of("[log]\nlevel = \"verbose\"\n") ==
-          "pulsegate.toml: [log] level: expected one of \"trace\", \"debug\", \"info\", \"warn\", "
+          "pulsegate.toml:2: [log] level: expected one of \"trace\", \"debug\", \"info\", \"warn\", "
           "\"error\", got \"verbose\"");
     CHECK(error_of("[log]\nformat = \"xml\"\n") ==
-          "pulsegate.toml: [log] format: expected \"logfmt\" or \"json\", got \"xml\"");
+          "pulsegate.toml:2: [log] format: expected \"logfmt\" or \"json\", got \"xml\"");
     CHECK(error_of("[auth]\nanonymous_tenant = \"Acme\"\n") ==
-          "pulsegate.toml: [auth] anonymous_tenant: expected a tenant id ([a-z0-9][a-z0-9_-]{0,62}) or "
+          "pulsegate.toml:2: [auth] anonymous_tenant: expected a tenant id ([a-z0-9][a-z0-9_-]{0,62}) or "
           "\"\" (whole untenanted tree), got \"Acme\"");
     CHECK(error_of("[delivery]\nallow_private_targets = [\"10.0.0.0/33\"]\n") ==
-          "pulsegate.toml: [delivery] allow_private_targets: expected a CIDR range (e.g. \"127.0.0.0/8\", "
+          "pulsegate.toml:2: [delivery] allow_private_targets: expected a CIDR range (e.g. \"127.0.0.0/8\", "
           "\"fd00::/8\"), got \"10.0.0.0/33\"");
     CHECK(error_of("[delivery]\nallow_private_targets = \"127.0.0.0/8\"\n") ==
-          "pulsegate.toml: [delivery] allow_private_targets: expected an array of strings, each a CIDR range "
+          "pulsegate.toml:2: [delivery] allow_private_targets: expected an array of strings, each a CIDR range "
           "(e.g. \"127.0.0.0/8\", \"fd00::/8\"), got the string \"127.0.0.0/8\"");
     CHECK(error_of("[http]\nlisten = \"localhost:8080\"\n") ==
-          "pulsegate.toml: [http] listen: expected \"host:port\" with an IP address (e.g. "
+          "pulsegate.toml:2: [http] listen: expected \"host:port\" with an IP address (e.g. "
           "\"127.0.0.1:8080\"), got \"localhost:8080\"");
 }
 
@@ -231,43 +231,43 @@ TEST_CASE("listen addresses are checked one by one") {
                             "[::1:1883", "1.2.3:1883", "localhost:1883", "1.2.3.4:12a"}) {
         CAPTURE(bad);
         CHECK(error_of(std::string("[mqtt]\nlisten = [\"127.0.0.1:1\", \"") + bad + "\"]\n") ==
-              "pulsegate.toml: [mqtt] listen: " + expected + ", got \"" + bad + "\"");
+              "pulsegate.toml:2: [mqtt] listen: " + expected + ", got \"" + bad + "\"");
     }
     for (const char* good : {"0.0.0.0:0", "127.0.0.1:65535", "[::]:1883", "[fe80::1]:1"}) {
         CAPTURE(good);
         CHECK(parse(std::string("[mqtt]\nlisten = \"") + good + "\"\n").mqtt.listen.front() == good);
     }
     CHECK(error_of("[mqtt]\nlisten = []\n") ==
-          "pulsegate.toml: [mqtt] listen: expected a non-empty list, each " + address + ", got an empty list");
+          "pulsegate.toml:2: [mqtt] listen: expected a non-empty list, each " + address + ", got an empty list");
     CHECK(error_of("[mqtt]\nlisten = [1883]\n") ==
-          "pulsegate.toml: [mqtt] listen: expected a string or an array of strings, each " + address +
+          "pulsegate.toml:2: [mqtt] listen: expected a string or an array of strings, each " + address +
               ", got an array holding the integer 1883");
     CHECK(error_of("[mqtt]\nlisten = 1883\n") ==
-          "pulsegate.toml: [mqtt] listen: expected a string or an array of strings, each " + address +
+          "pulsegate.toml:2: [mqtt] listen: expected a string or an array of strings, each " + address +
               ", got the integer 1883");
 }
 
 TEST_CASE("unknown sections and keys are errors") {
     CHECK(error_of("[mqtt]\nrecieve_maximum = 10\n") ==
-          "pulsegate.toml: [mqtt] recieve_maximum: unknown key (known keys: listen, shards, max_keepalive, "
+          "pulsegate.toml:2: [mqtt] recieve_maximum: unknown key (known keys: listen, shards, max_keepalive, "
           "receive_maximum, topic_alias_maximum, max_packet_size, max_inflight, max_queued_messages, "
           "max_connections, max_publish_rate, max_publish_byte_rate, publish_burst_s, max_topic_levels, "
           "connect_timeout_ms, max_session_expiry_s, sys_interval_s)");
-    CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml: [mqtt] tls: unknown key", 0) == 0);
+    CHECK(error_of("[mqtt.tls]\ncert = \"x\"\n").rfind("pulsegate.toml:1: [mqtt] tls: unknown key", 0) == 0);
     CHECK(error_of("[mqttt]\nlisten = \"0.0.0.0:1\"\n") ==
-          "pulsegate.toml: unknown section [mqttt] (known sections: [mqtt], [http], [tls], [storage], [auth], "
+          "pulsegate.toml:1: unknown section [mqttt] (known sections: [mqtt], [http], [tls], [storage], [auth], "
           "[delivery], [rules], [quotas], [log])");
     CHECK(error_of("listen = \"0.0.0.0:1883\"\n") ==
-          "pulsegate.toml: listen: unknown top-level key (keys belong in a section: [mqtt], [http], [tls], "
+          "pulsegate.toml:1: listen: unknown top-level key (keys belong in a section: [mqtt], [http], [tls], "
           "[storage], [auth], [delivery], [rules], [quotas], [log])");
-    CHECK(error_of("mqtt = 1\n") == "pulsegate.toml: [mqtt]: expected a table (section), got the integer 1");
-    CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") == "pulsegate.toml: [[bridge]] #1 url: required, a non-empty string");
+    CHECK(error_of("mqtt = 1\n") == "pulsegate.toml:1: [mqtt]: expected a table (section), got the integer 1");
+    CHECK(error_of("[[bridge]]\nname = \"cloud\"\n") == "pulsegate.toml:1: [[bridge]] #1 url: required, a non-empty string");
     CHECK(error_of("[[acl]]\nwho = \"*\"\n") ==
-          "pulsegate.toml: [[acl]] #1 action: required, a non-empty string");
+          "pulsegate.toml:1: [[acl]] #1 action: required, a non-empty string");
     CHECK(error_of("[[acl]]\nwho = \"*\"\naction = \"read\"\ntopic = \"a\"\npermission = \"deny\"\n") ==
-          "pulsegate.toml: [[acl]] #1 action: expected one of \"publish\", \"subscribe\", \"both\", got \"read\"");
+          "pulsegate.toml:1: [[acl]] #1 action: expected one of \"publish\", \"subscribe\", \"both\", got \"read\"");
     CHECK(error_of("[[acl]]\nwho = \"*\"\naction = \"both\"\ntopic = \"a\"\npermission = \"deny\"\nx = 1\n") ==
-          "pulsegate.toml: [[acl]] #1 x: unknown key (known keys: who, action, topic, permission)");
+          "pulsegate.toml:1: [[acl]] #1 x: unknown key (known keys: who, action, topic, permission)");
 }
 
 TEST_CASE("syntax errors carry the line and column") {
@@ -297,7 +297,7 @@ TEST_CASE("errors in the environment name the variable") {
           "\"error\", got \"loud\"");
     // The file is checked first: its error wins over a bad environment.
     CHECK(error_of("[mqtt]\nshards = 1000\n", {{"PULSEGATE_LOG_LEVEL", "loud"}}) ==
-          "pulsegate.toml: [mqtt] shards: expected an integer 0..256, got 1000");
+          "pulsegate.toml:2: [mqtt] shards: expected an integer 0..256, got 1000");
 }
 
 TEST_CASE("load_config: a named file must be readable") {
@@ -401,7 +401,7 @@ TEST_CASE("[tls]: keys, environment, and the keys that go together") {
           "pulsegate.toml: [tls] require_client_cert needs [tls] client_ca (the CA that signs the client "
           "certificates)");
     CHECK(error_of("[tls]\nlisten = \"*:8883\"\n") ==
-          "pulsegate.toml: [tls] listen: expected \"host:port\" with an IP address (e.g. \"0.0.0.0:8883\"), got "
+          "pulsegate.toml:2: [tls] listen: expected \"host:port\" with an IP address (e.g. \"0.0.0.0:8883\"), got "
           "\"*:8883\"");
 
     config a;
@@ -468,43 +468,43 @@ import = [{ filter = "cmd/#" }]
     const auto bridge = [](std::string_view body) {
         return error_of("[[bridge]]\nname = \"cloud\"\nurl = \"mqtt://h\"\n" + std::string(body));
     };
-    CHECK(bridge("") == "pulsegate.toml: [[bridge]] #1 forward: a bridge needs at least one forward or import rule");
+    CHECK(bridge("") == "pulsegate.toml:1: [[bridge]] #1 forward: a bridge needs at least one forward or import rule");
     CHECK(bridge("forward = [{ filter = \"a/#/b\" }]") ==
-          "pulsegate.toml: [[bridge]] #1 forward[0] filter: not a valid MQTT filter (wildcard not occupying a whole "
+          "pulsegate.toml:1: [[bridge]] #1 forward[0] filter: not a valid MQTT filter (wildcard not occupying a whole "
           "level, or '#' not last)");
     CHECK(bridge("forward = [{ filter = \"$share/g/a\" }]") ==
-          "pulsegate.toml: [[bridge]] #1 forward[0] filter: a shared subscription ($share/...) cannot be bridged");
+          "pulsegate.toml:1: [[bridge]] #1 forward[0] filter: a shared subscription ($share/...) cannot be bridged");
     CHECK(bridge("forward = [{ filter = \"a\", prefix = \"x/+/\" }]") ==
-          "pulsegate.toml: [[bridge]] #1 forward[0] prefix: no wildcards (+ #) in a topic prefix");
+          "pulsegate.toml:1: [[bridge]] #1 forward[0] prefix: no wildcards (+ #) in a topic prefix");
     CHECK(bridge("forward = [{ filter = \"a\", qos = 3 }]") ==
-          "pulsegate.toml: [[bridge]] #1 forward[0] qos: expected an integer 0..2, got the integer 3");
+          "pulsegate.toml:1: [[bridge]] #1 forward[0] qos: expected an integer 0..2, got the integer 3");
     CHECK(bridge("forward = [{ filter = \"a\", topic = \"b\" }]") ==
-          "pulsegate.toml: [[bridge]] #1 forward[0] topic: unknown key (known keys: filter, strip, prefix, qos)");
+          "pulsegate.toml:1: [[bridge]] #1 forward[0] topic: unknown key (known keys: filter, strip, prefix, qos)");
     CHECK(bridge("import = [{ filter = \"a\" }]\nqueue_max_messages = 0") ==
-          "pulsegate.toml: [[bridge]] #1 queue_max_messages: expected an integer 1..1000000000, got the integer 0");
+          "pulsegate.toml:1: [[bridge]] #1 queue_max_messages: expected an integer 1..1000000000, got the integer 0");
     CHECK(bridge("import = [{ filter = \"a\" }]\ntls_ca = \"ca.pem\"") ==
-          "pulsegate.toml: [[bridge]] #1 tls_ca: TLS settings need an mqtts:// or wss:// url");
+          "pulsegate.toml:1: [[bridge]] #1 tls_ca: TLS settings need an mqtts:// or wss:// url");
     CHECK(bridge("import = [{ filter = \"a\" }]\npassword = \"p\"") ==
-          "pulsegate.toml: [[bridge]] #1 password: a password needs a username");
+          "pulsegate.toml:1: [[bridge]] #1 password: a password needs a username");
     CHECK(bridge("import = [{ filter = \"a\" }]\nusername = \"u\"\npassword = \"p\"\npassword_file = \"f\"") ==
-          "pulsegate.toml: [[bridge]] #1 password_file: set password or password_file, not both");
+          "pulsegate.toml:1: [[bridge]] #1 password_file: set password or password_file, not both");
     CHECK(bridge("import = [{ filter = \"a\" }]\npassword_file = \"f\"") ==
-          "pulsegate.toml: [[bridge]] #1 password_file: a password needs a username");
+          "pulsegate.toml:1: [[bridge]] #1 password_file: a password needs a username");
     CHECK(bridge("import = [{ filter = \"a\" }]\nsession_expiry_s = 60") ==
-          "pulsegate.toml: [[bridge]] #1 session_expiry_s: needs mqtt_version = 5");
+          "pulsegate.toml:1: [[bridge]] #1 session_expiry_s: needs mqtt_version = 5");
     CHECK(bridge("import = [{ filter = \"a\" }]\nfrward = []").rfind(
-              "pulsegate.toml: [[bridge]] #1 frward: unknown key (known keys: name, url, client_id,", 0) == 0);
+              "pulsegate.toml:1: [[bridge]] #1 frward: unknown key (known keys: name, url, client_id,", 0) == 0);
     CHECK(error_of("[[bridge]]\nname = \"a b\"\nurl = \"mqtt://h\"\n") ==
-          "pulsegate.toml: [[bridge]] #1 name: expected 1 to 64 letters, digits, - or _, got \"a b\"");
+          "pulsegate.toml:1: [[bridge]] #1 name: expected 1 to 64 letters, digits, - or _, got \"a b\"");
     CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"http://h\"\nimport = [{ filter = \"a\" }]\n") ==
-          "pulsegate.toml: [[bridge]] #1 url: unknown scheme \"http\" (use mqtt, mqtts, ws or wss)");
+          "pulsegate.toml:1: [[bridge]] #1 url: unknown scheme \"http\" (use mqtt, mqtts, ws or wss)");
     CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://h:99999\"\nimport = [{ filter = \"a\" }]\n") ==
-          "pulsegate.toml: [[bridge]] #1 url: port \"99999\" is not 1..65535");
+          "pulsegate.toml:1: [[bridge]] #1 url: port \"99999\" is not 1..65535");
     CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://u:p@h\"\nimport = [{ filter = \"a\" }]\n") ==
-          "pulsegate.toml: [[bridge]] #1 url: no user info in the url: set username and password");
+          "pulsegate.toml:1: [[bridge]] #1 url: no user info in the url: set username and password");
     CHECK(error_of("[[bridge]]\nname = \"a\"\nurl = \"mqtt://h\"\nimport = [{ filter = \"a\" }]\n"
                    "[[bridge]]\nname = \"a\"\nurl = \"mqtt://h\"\nimport = [{ filter = \"a\" }]\n") ==
-          "pulsegate.toml: [[bridge]] #2 name: \"a\" is used twice");
+          "pulsegate.toml:5: [[bridge]] #2 name: \"a\" is used twice");
 }
 
 TEST_CASE("bridge URLs map to Paho server URIs with the default ports") {
