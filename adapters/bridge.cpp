@@ -163,16 +163,11 @@ struct bridge::listener {
     action<std::function<void(const mqtt::token&)>, std::function<void(const mqtt::token&)>> connected;
 };
 
-bridge::bridge(bridge_options opts, std::filesystem::path queue_dir, bridge_hooks hooks, bool sync)
-    : opts_(std::move(opts)),
-      hooks_(std::move(hooks)),
-      queue_(storage::forward_queue_options{.dir = std::move(queue_dir),
-                                            .max_messages = opts_.queue_max_messages,
-                                            .max_bytes = opts_.queue_max_mb << 20,
-                                            .sync = sync}) {
+bridge::bridge(bridge_options opts, std::unique_ptr<bridge_queue> queue, bridge_hooks hooks)
+    : opts_(std::move(opts)), hooks_(std::move(hooks)), queue_(std::move(queue)) {
     if (opts_.client_id.empty()) opts_.client_id = "pulsegate-bridge-" + opts_.name;
-    queued_ = queue_.size();
-    oldest_ms_ = static_cast<std::uint64_t>(queue_.oldest_ms());
+    queued_ = queue_->size();
+    oldest_ms_ = static_cast<std::uint64_t>(queue_->oldest_ms());
     const auto uri = paho_uri(opts_.url);
     if (opts_.mqtt_version == 5)
         client_ = std::make_unique<mqtt::async_client>(uri, opts_.client_id, mqtt::create_options(MQTTVERSION_5));
@@ -303,7 +298,7 @@ void bridge::run() {
         if (now - last_tick >= std::chrono::seconds(1)) {
             last_tick = now;
             const auto cutoff = now_ms() - static_cast<std::int64_t>(opts_.queue_max_age_s) * 1000;
-            if (auto dropped = queue_.drop_older_than(cutoff); !dropped) {
+            if (auto dropped = queue_->drop_older_than(cutoff); !dropped) {
                 spdlog::error("bridge {}: cannot drop expired messages: {}", opts_.name, dropped.error().message());
             } else if (*dropped != 0) {
                 dropped_max_age_.fetch_add(*dropped, std::memory_order_relaxed);
@@ -312,11 +307,11 @@ void bridge::run() {
         }
         if (!connected_ && !connecting_ && now >= next_connect_) connect();
         fill_window();
-        queued_.store(queue_.size(), std::memory_order_relaxed);
-        oldest_ms_.store(static_cast<std::uint64_t>(queue_.oldest_ms()), std::memory_order_relaxed);
+        queued_.store(queue_->size(), std::memory_order_relaxed);
+        oldest_ms_.store(static_cast<std::uint64_t>(queue_->oldest_ms()), std::memory_order_relaxed);
         inflight_count_.store(inflight_.size(), std::memory_order_relaxed);
     }
-    queued_.store(queue_.size(), std::memory_order_relaxed);
+    queued_.store(queue_->size(), std::memory_order_relaxed);
     try {
         if (client_->is_connected()) client_->disconnect(1000)->wait_for(std::chrono::milliseconds(1500));
     } catch (const mqtt::exception& e) {
@@ -326,7 +321,7 @@ void bridge::run() {
 }
 
 void bridge::store(pending& batch) {
-    std::vector<storage::forward_item> items;
+    std::vector<bridge_queue::item> items;
     items.reserve(batch.entries.size());
     std::size_t at = 0;
     for (const auto& e : batch.entries) {
@@ -335,7 +330,7 @@ void bridge::store(pending& batch) {
                          false});
         at += e.topic_len + e.payload_len;
     }
-    auto r = queue_.push(items);
+    auto r = queue_->push(items);
     std::size_t stored = 0;
     if (!r) {
         spdlog::error("bridge {}: cannot queue {} messages: {} (they are not forwarded)", opts_.name, items.size(),
@@ -365,7 +360,7 @@ void bridge::handle(event ev, const std::string& why) {
         next_send_ = 0; // from the oldest unacknowledged message
         up_ = true;
         spdlog::info("bridge {}: connected to {} as {} queued={}", opts_.name, opts_.url, opts_.client_id,
-                     queue_.size());
+                     queue_->size());
         subscribe_imports();
         if (hooks_.on_state) hooks_.on_state(true);
         break;
@@ -396,7 +391,7 @@ void bridge::handle(event ev, const std::string& why) {
         }
         spdlog::warn("bridge {}: connection to {} lost ({}); messages are queued until it is back queued={}",
                      opts_.name, opts_.url, why,
-                     queue_.size());
+                     queue_->size());
         if (hooks_.on_state) hooks_.on_state(false);
         break;
     case event::publish_failed:
@@ -424,7 +419,7 @@ void bridge::on_acks(std::vector<std::uint64_t>& acks) {
         ++n;
     }
     if (n == 0) return;
-    if (auto ec = queue_.remove_through(last)) {
+    if (auto ec = queue_->remove_through(last)) {
         spdlog::error("bridge {}: cannot remove sent messages from the queue: {} (they will be sent again)",
                       opts_.name, ec.message());
         return;
@@ -437,7 +432,7 @@ void bridge::fill_window() {
     while (inflight_.size() < opts_.max_inflight) {
         const auto from = next_send_ != 0 ? next_send_ : 0;
         const auto want = std::min<std::size_t>(read_chunk, opts_.max_inflight - inflight_.size());
-        if (auto ec = queue_.read(from, want, sendbuf_)) {
+        if (auto ec = queue_->read(from, want, sendbuf_)) {
             spdlog::error("bridge {}: cannot read the queue: {}", opts_.name, ec.message());
             return;
         }

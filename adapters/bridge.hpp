@@ -5,7 +5,8 @@
 // Forward: the broker hands over every local message matching a forward
 // rule (offer(), from a shard thread, never blocking). The bridge maps its
 // topic (remote = prefix + internal topic without `strip`), appends it to a
-// durable store-and-forward queue (storage::forward_queue, one LMDB
+// durable store-and-forward queue (a bridge_queue: the daemon gives it
+// storage::forward_queue, one LMDB
 // environment per bridge) and only then releases the publisher's
 // acknowledgement. A worker thread sends the queue in order while the
 // uplink is up, keeping up to max_inflight messages in flight, and removes
@@ -31,7 +32,8 @@
 // after 1 s, doubling up to reconnect_max_s. Imports are subscribed again
 // on every connect.
 
-#include "storage/forward_queue.hpp"
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -42,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -90,6 +93,41 @@ struct bridge_options {
     friend bool operator==(const bridge_options&, const bridge_options&) = default;
 };
 
+// The durable FIFO the bridge sends from, owned by the bridge and used by
+// its worker thread only (adapters/ sees no storage types: the daemon
+// supplies storage::forward_queue behind this). See storage/forward_queue.hpp
+// for the semantics of each call.
+class bridge_queue {
+public:
+    struct item {
+        std::string_view topic;
+        std::string_view payload;
+        std::int64_t queued_ms = 0;
+        std::uint8_t qos = 0;
+        bool retain = false;
+    };
+    struct message {
+        std::uint64_t seq = 0;
+        std::int64_t queued_ms = 0;
+        std::uint8_t qos = 0;
+        bool retain = false;
+        std::string topic;
+        std::string payload;
+    };
+    struct pushed {
+        std::size_t appended = 0;  // the first ones, in order
+        std::size_t refused = 0;   // the rest: no room
+        std::uint64_t evicted = 0; // older messages removed to make room
+    };
+    virtual ~bridge_queue() = default;
+    virtual boost::system::result<pushed> push(std::span<const item> items) = 0;
+    virtual boost::system::error_code read(std::uint64_t from, std::size_t max, std::vector<message>& out) = 0;
+    virtual boost::system::error_code remove_through(std::uint64_t seq) = 0;
+    virtual boost::system::result<std::uint64_t> drop_older_than(std::int64_t cutoff_ms) = 0;
+    virtual std::uint64_t size() const = 0;
+    virtual std::int64_t oldest_ms() const = 0; // 0 when empty
+};
+
 // "" when valid, else what is wrong, naming the key (config checks).
 std::string check_bridge_url(std::string_view url);
 // The Paho server URI for a bridge URL (tcp://, ssl://, ws://, wss://, with
@@ -131,9 +169,8 @@ struct bridge_stats {
 
 class bridge {
 public:
-    // Opens the queue in `queue_dir` (startup: throws std::system_error or
-    // std::runtime_error naming the directory).
-    bridge(bridge_options opts, std::filesystem::path queue_dir, bridge_hooks hooks, bool sync = true);
+    // `queue` holds what a previous run left queued.
+    bridge(bridge_options opts, std::unique_ptr<bridge_queue> queue, bridge_hooks hooks);
     ~bridge(); // stop()
     bridge(const bridge&) = delete;
     bridge& operator=(const bridge&) = delete;
@@ -184,7 +221,7 @@ private:
 
     bridge_options opts_;
     bridge_hooks hooks_;
-    storage::forward_queue queue_;
+    std::unique_ptr<bridge_queue> queue_;
     std::unique_ptr<mqtt::async_client> client_;
     std::unique_ptr<listener> listener_;
 
@@ -207,7 +244,7 @@ private:
     bool connecting_ = false;
     std::chrono::steady_clock::time_point next_connect_{};
     std::chrono::seconds backoff_{0};
-    std::vector<storage::queued_message> sendbuf_;
+    std::vector<bridge_queue::message> sendbuf_;
     std::chrono::steady_clock::time_point last_drop_log_{};
     std::uint64_t logged_drops_ = 0;
 

@@ -4,6 +4,7 @@
 #include "broker/server.hpp"
 #include "broker/topic.hpp"
 #include "common/thread.hpp"
+#include "storage/forward_queue.hpp"
 
 #include <fmt/format.h>
 
@@ -31,6 +32,42 @@ void load_bridge_passwords(std::vector<adapters::bridge_options>& all) {
     }
 }
 
+namespace {
+
+// The bridge's queue on LMDB (storage/forward_queue.hpp).
+class lmdb_queue final : public adapters::bridge_queue {
+public:
+    explicit lmdb_queue(storage::forward_queue_options o) : q_(std::move(o)) {}
+
+    boost::system::result<pushed> push(std::span<const item> items) override {
+        scratch_in_.clear();
+        for (const auto& i : items) scratch_in_.push_back({i.topic, i.payload, i.queued_ms, i.qos, i.retain});
+        auto r = q_.push(scratch_in_);
+        if (!r) return r.error();
+        return pushed{r->appended, r->refused, r->evicted};
+    }
+    boost::system::error_code read(std::uint64_t from, std::size_t max, std::vector<message>& out) override {
+        out.clear();
+        if (auto ec = q_.read(from, max, scratch_out_)) return ec;
+        for (auto& m : scratch_out_)
+            out.push_back({m.seq, m.queued_ms, m.qos, m.retain, std::move(m.topic), std::move(m.payload)});
+        return {};
+    }
+    boost::system::error_code remove_through(std::uint64_t seq) override { return q_.remove_through(seq); }
+    boost::system::result<std::uint64_t> drop_older_than(std::int64_t cutoff_ms) override {
+        return q_.drop_older_than(cutoff_ms);
+    }
+    std::uint64_t size() const override { return q_.size(); }
+    std::int64_t oldest_ms() const override { return q_.oldest_ms(); }
+
+private:
+    storage::forward_queue q_;
+    std::vector<storage::forward_item> scratch_in_;
+    std::vector<storage::queued_message> scratch_out_;
+};
+
+} // namespace
+
 struct bridges::entry final : broker::message_tap {
     std::unique_ptr<adapters::bridge> bridge;
     unsigned tap_id = 0;
@@ -54,8 +91,12 @@ bridges::bridges(std::vector<adapters::bridge_options> cfg, const std::filesyste
         };
         hooks.valid_name = [](std::string_view topic) { return !broker::topic::check_name(topic); };
         hooks.on_state = [this, raw](bool) { publish_sys(*raw); };
-        const auto dir = data_dir / "bridge" / o.name;
-        e->bridge = std::make_unique<adapters::bridge>(std::move(o), dir, std::move(hooks), sync);
+        auto queue = std::make_unique<lmdb_queue>(storage::forward_queue_options{
+            .dir = data_dir / "bridge" / o.name,
+            .max_messages = o.queue_max_messages,
+            .max_bytes = o.queue_max_mb << 20,
+            .sync = sync});
+        e->bridge = std::make_unique<adapters::bridge>(std::move(o), std::move(queue), std::move(hooks));
         entries_.push_back(std::move(e));
     }
 }
