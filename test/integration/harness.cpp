@@ -174,14 +174,9 @@ void broker_process::init_admin() {
 
 std::uint16_t free_tcp_port() { return pick_free_port(); }
 
-std::uint16_t broker_process::http_port() const {
-    static constexpr std::string_view marker = "proto=http addr=127.0.0.1:";
-    const auto log = log_text();
-    const auto at = log.rfind(marker);  // the last start's
-    if (at == std::string::npos)
-        throw std::runtime_error("the broker log has no \"listening proto=http\" line");
-    return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
-}
+// The daemon opens HTTP just after the MQTT listener that start() waits
+// for: waiting for the line keeps a loaded machine from failing here.
+std::uint16_t broker_process::http_port() const { return wait_port("http", 15s); }
 
 std::uint16_t broker_process::wait_http_port(ms timeout) const { return wait_port("http", timeout); }
 

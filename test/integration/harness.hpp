@@ -129,8 +129,8 @@ public:
     // pulsegate: [storage] data_dir.
     std::string data_dir() const { return dir_ + "/data"; }
     // pulsegate: the HTTP port of the last start, from the daemon's log line
-    // "listening proto=http addr=127.0.0.1:PORT"; throws std::runtime_error
-    // when the log has none.
+    // "listening proto=http addr=127.0.0.1:PORT", waiting up to 15 s for it;
+    // throws std::runtime_error when none comes.
     std::uint16_t http_port() const;
     // The same port, waiting up to `timeout` for the line of the last start
     // (the daemon opens HTTP just after the MQTT listener that start() waits
