@@ -430,9 +430,8 @@ void bridge::on_acks(std::vector<std::uint64_t>& acks) {
 void bridge::fill_window() {
     if (!connected_) return;
     while (inflight_.size() < opts_.max_inflight) {
-        const auto from = next_send_ != 0 ? next_send_ : 0;
         const auto want = std::min<std::size_t>(read_chunk, opts_.max_inflight - inflight_.size());
-        if (auto ec = queue_->read(from, want, sendbuf_)) {
+        if (auto ec = queue_->read(next_send_, want, sendbuf_)) {
             spdlog::error("bridge {}: cannot read the queue: {}", opts_.name, ec.message());
             return;
         }

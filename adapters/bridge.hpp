@@ -32,6 +32,8 @@
 // after 1 s, doubling up to reconnect_max_s. Imports are subscribed again
 // on every connect.
 
+#include "common/forward_record.hpp"
+
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
@@ -99,26 +101,9 @@ struct bridge_options {
 // for the semantics of each call.
 class bridge_queue {
 public:
-    struct item {
-        std::string_view topic;
-        std::string_view payload;
-        std::int64_t queued_ms = 0;
-        std::uint8_t qos = 0;
-        bool retain = false;
-    };
-    struct message {
-        std::uint64_t seq = 0;
-        std::int64_t queued_ms = 0;
-        std::uint8_t qos = 0;
-        bool retain = false;
-        std::string topic;
-        std::string payload;
-    };
-    struct pushed {
-        std::size_t appended = 0;  // the first ones, in order
-        std::size_t refused = 0;   // the rest: no room
-        std::uint64_t evicted = 0; // older messages removed to make room
-    };
+    using item = common::forward_item;
+    using message = common::queued_message;
+    using pushed = common::push_result;
     virtual ~bridge_queue() = default;
     virtual boost::system::result<pushed> push(std::span<const item> items) = 0;
     virtual boost::system::error_code read(std::uint64_t from, std::size_t max, std::vector<message>& out) = 0;

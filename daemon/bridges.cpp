@@ -39,19 +39,9 @@ class lmdb_queue final : public adapters::bridge_queue {
 public:
     explicit lmdb_queue(storage::forward_queue_options o) : q_(std::move(o)) {}
 
-    boost::system::result<pushed> push(std::span<const item> items) override {
-        scratch_in_.clear();
-        for (const auto& i : items) scratch_in_.push_back({i.topic, i.payload, i.queued_ms, i.qos, i.retain});
-        auto r = q_.push(scratch_in_);
-        if (!r) return r.error();
-        return pushed{r->appended, r->refused, r->evicted};
-    }
+    boost::system::result<pushed> push(std::span<const item> items) override { return q_.push(items); }
     boost::system::error_code read(std::uint64_t from, std::size_t max, std::vector<message>& out) override {
-        out.clear();
-        if (auto ec = q_.read(from, max, scratch_out_)) return ec;
-        for (auto& m : scratch_out_)
-            out.push_back({m.seq, m.queued_ms, m.qos, m.retain, std::move(m.topic), std::move(m.payload)});
-        return {};
+        return q_.read(from, max, out);
     }
     boost::system::error_code remove_through(std::uint64_t seq) override { return q_.remove_through(seq); }
     boost::system::result<std::uint64_t> drop_older_than(std::int64_t cutoff_ms) override {
@@ -62,8 +52,6 @@ public:
 
 private:
     storage::forward_queue q_;
-    std::vector<storage::forward_item> scratch_in_;
-    std::vector<storage::queued_message> scratch_out_;
 };
 
 } // namespace

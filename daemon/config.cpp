@@ -556,7 +556,7 @@ private:
     std::vector<std::string> known_;
 };
 
-std::vector<adapters::bridge_rule> parse_bridge_rules(table_reader& r, std::string_view key, bool forward) {
+std::vector<adapters::bridge_rule> parse_bridge_rules(table_reader& r, std::string_view key) {
     std::vector<adapters::bridge_rule> rules;
     const auto* n = r.get(key);
     if (n == nullptr) return rules;
@@ -579,7 +579,6 @@ std::vector<adapters::bridge_rule> parse_bridge_rules(table_reader& r, std::stri
             rr.fail("filter", "a shared subscription ($share/...) cannot be bridged");
         if (rule.prefix.find_first_of("+#") != std::string::npos || rule.prefix.find('\0') != std::string::npos)
             rr.fail("prefix", "no wildcards (+ #) in a topic prefix");
-        (void)forward;
         rules.push_back(std::move(rule));
     }
     return rules;
@@ -612,8 +611,8 @@ adapters::bridge_options parse_bridge_entry(const toml::node& node, std::string 
     r.boolean("clean_start", b.clean_start);
     r.integer("session_expiry_s", b.session_expiry_s, 0, 0xFFFFFFFFll);
     r.integer("keepalive_s", b.keepalive_s, 0, 65535);
-    b.forward = parse_bridge_rules(r, "forward", true);
-    b.import = parse_bridge_rules(r, "import", false);
+    b.forward = parse_bridge_rules(r, "forward");
+    b.import = parse_bridge_rules(r, "import");
     r.integer("queue_max_messages", b.queue_max_messages, 1, 1'000'000'000);
     r.integer("queue_max_age_s", b.queue_max_age_s, 1, 10ll * 365 * 86400);
     r.integer("queue_max_mb", b.queue_max_mb, 1, 1 << 20);

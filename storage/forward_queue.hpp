@@ -21,6 +21,8 @@
 // call runs a transaction and, when `sync` is set, waits for fsync: never
 // call it on a shard thread.
 
+#include "common/forward_record.hpp"
+
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
@@ -43,30 +45,9 @@ struct forward_queue_options {
     bool sync = true;                     // fsync every commit (durability "commit")
 };
 
-// A message to append. `queued_ms` is the epoch time it was accepted.
-struct forward_item {
-    std::string_view topic;
-    std::string_view payload;
-    std::int64_t queued_ms = 0;
-    std::uint8_t qos = 0;
-    bool retain = false;
-};
-
-// A message read back.
-struct queued_message {
-    std::uint64_t seq = 0;
-    std::int64_t queued_ms = 0;
-    std::uint8_t qos = 0;
-    bool retain = false;
-    std::string topic;
-    std::string payload;
-};
-
-struct push_result {
-    std::size_t appended = 0; // the first ones of the batch, in order
-    std::size_t refused = 0;  // the rest: no room even after evicting
-    std::uint64_t evicted = 0; // older messages removed to make room
-};
+using common::forward_item;
+using common::push_result;
+using common::queued_message;
 
 class forward_queue {
 public:
