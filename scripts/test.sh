@@ -118,6 +118,14 @@ import json, re, sys
 summary = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
 passed = failed = 0
 failures = []
+digests = []
+# doctest's failure lines and the sanitizers' verdicts.
+telling = re.compile(r"TEST CASE:|ERROR:|values:|logged:|Sanitizer|runtime error|SUMMARY:|what\(\)")
+
+def digest(test, most=10, width=240):
+    lines = [l.strip() for l in (test.get("stdout") or "").splitlines() if telling.search(l)]
+    head = [f"--- {test.get('name')}: {test.get('result')}"]
+    return head + [l[:width] for l in lines[:most]] + ([f"... {len(lines) - most} more"] if len(lines) > most else [])
 
 with open(sys.argv[1]) as results:
     entries = [line.rstrip("\n").split(" ", 1) for line in results if line.strip()]
@@ -153,7 +161,13 @@ for kind, what in entries:
                     failed += 1
                 if not ok:
                     failures.append(f"{test.get('name')} ({result}) in {what}")
+                    digests.append(digest(test))
 
+# What failed, in a few lines each, just above the summary: a CI log is
+# often read from its tail only.
+for d in digests:
+    for line in d:
+        print(f"  {line}", file=sys.stderr)
 for f in failures:
     print(f"FAILED: {f}", file=sys.stderr)
 print(f"{passed} passed, {failed} failed")

@@ -4,12 +4,24 @@
 
 #include <sys/resource.h>
 
+#include <filesystem>
+#include <iterator>
 #include <memory>
 
 #include "harness.hpp"
 
 using namespace pulsegate::itest;
 namespace r = pulsegate::itest::raw;
+
+namespace {
+
+// How many descriptors process `pid` has open.
+std::size_t open_descriptors(pid_t pid) {
+    const std::filesystem::path fds = "/proc/" + std::to_string(pid) + "/fd";
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator{fds}, {}));
+}
+
+} // namespace
 
 TEST_CASE("max_connections: connections beyond the limit are refused") {
     broker_options o;
@@ -96,8 +108,13 @@ TEST_CASE("publish rate limits: a client past its rate is disconnected (v5 0x96)
 TEST_CASE("at the file-descriptor limit new connections are closed at once, and service resumes") {
     if (!is_pulsegate()) return; // the spare-descriptor behaviour is pulsegate's
     broker_process b;
-    // Lower the broker's descriptor limit to a few more than it uses idle.
-    rlimit lim{48, 48};
+    b.wait_http_port();  // every listener open
+    // Lower the broker's descriptor limit to 20 more than it uses idle (what
+    // it uses idle differs between machines and builds).
+    const auto idle = open_descriptors(b.pid());
+    REQUIRE(idle > 0);
+    const auto limit = static_cast<rlim_t>(idle + 20);
+    rlimit lim{limit, limit};
     REQUIRE(::prlimit(b.pid(), RLIMIT_NOFILE, &lim, nullptr) == 0);
     std::vector<std::unique_ptr<raw_client>> held;
     int closed_at_once = 0;
@@ -115,7 +132,7 @@ TEST_CASE("at the file-descriptor limit new connections are closed at once, and 
         }
     }
     CHECK(closed_at_once > 0);
-    CHECK(held.size() > 10);
+    CHECK(held.size() > 8);
     // Free descriptors: a new client is served normally.
     held.clear();
     std::optional<r::connack_view> ack;
