@@ -185,8 +185,15 @@ bridge::bridge(bridge_options opts, std::unique_ptr<bridge_queue> queue, bridge_
 bridge::~bridge() {
     stop();
     // Before any other member goes: no Paho thread reaches this bridge
-    // (its mutex, its listeners) once the client is destroyed.
-    client_->disable_callbacks();
+    // (its mutex, its listeners) once the client is destroyed. Paho refuses
+    // to drop the callbacks while a connect is under way (an upstream that
+    // keeps failing its TLS handshake, say): destroying the client then
+    // cancels the connect and ends the callbacks all the same.
+    try {
+        client_->disable_callbacks();
+    } catch (const mqtt::exception& e) {
+        spdlog::debug("bridge {}: callbacks not disabled before destruction: {}", opts_.name, e.what());
+    }
     client_.reset();
 }
 

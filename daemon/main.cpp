@@ -16,6 +16,7 @@
 #include "daemon/ingest.hpp"
 #include "daemon/mqtt_identity.hpp"
 #include "daemon/observability.hpp"
+#include "daemon/service_notify.hpp"
 #include "daemon/simulate.hpp"
 #include "engine/rules_engine.hpp"
 #include "daemon/log.hpp"
@@ -33,6 +34,7 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
@@ -132,6 +134,12 @@ int check_config(const config_path& path, bool quiet) {
               << "environment)\n"
               << to_toml(cfg, true);
     return 0;
+}
+
+// Tells systemd (Type=notify) what the daemon is doing; see service_notify.hpp.
+void tell_service_manager(std::string_view state) {
+    if (auto ec = notify_service(state))
+        spdlog::warn("cannot notify the service manager (NOTIFY_SOCKET) error={}", logfmt_value(ec.message()));
 }
 
 // SIGHUP: re-read the same file and apply what can change at run time; on
@@ -464,6 +472,14 @@ int serve(const config_path& path, const demo_settings& demo) {
         sodium_memzero(demo_state->password.data(), demo_state->password.size());
     }
 
+    {
+        std::string status = "READY=1\nSTATUS=serving";
+        for (const auto& ep : server->local_endpoints()) status += " mqtt://" + format_endpoint(ep);
+        for (const auto& ep : server->tls_endpoints()) status += " mqtts://" + format_endpoint(ep);
+        status += fmt::format(" {}://{}", https ? "https" : "http", http->address());
+        tell_service_manager(status);
+    }
+
     // stop() and join() run on their own thread so that a second SIGINT or
     // SIGTERM still gets through while a stop hangs: it exits at once.
     bool stopping = false;
@@ -475,11 +491,18 @@ int serve(const config_path& path, const demo_settings& demo) {
         if (sig == SIGHUP) {
             if (stopping)
                 spdlog::info("ignoring SIGHUP while stopping");
-            else
+            else {
+                // MONOTONIC_USEC: what Type=notify-reload (systemd 253) wants.
+                const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch());
+                tell_service_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", now_us.count()));
                 reload(cfg, path, *server, identity, tls.get(), device_quota);
+                tell_service_manager("READY=1");
+            }
         } else if (!stopping) {
             stopping = true;
             spdlog::info("stopping signal={}", signal_name(sig));
+            tell_service_manager("STOPPING=1");
             stopper = std::thread([&] {
                 if (demo_fleet) {
                     demo_fleet->stop(); // its devices disconnect while the broker still runs

@@ -105,7 +105,18 @@ TEST_CASE("publish rate limits: a client past its rate is disconnected (v5 0x96)
     CHECK_FALSE(calm.closed());
 }
 
-TEST_CASE("at the file-descriptor limit new connections are closed at once, and service resumes") {
+// Under the sanitizers the daemon cannot run out of descriptors safely: UBSan
+// checks a dynamic type by probing memory through a pipe (two descriptors),
+// and with none left it reports a false "does not point to an object of
+// type" (seen in CI). The plain build runs this case.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitizer_build = true;
+#else
+constexpr bool sanitizer_build = false;
+#endif
+
+TEST_CASE("at the file-descriptor limit new connections are closed at once, and service resumes" *
+          doctest::skip(sanitizer_build)) {
     if (!is_pulsegate()) return; // the spare-descriptor behaviour is pulsegate's
     broker_process b;
     b.wait_http_port();  // every listener open

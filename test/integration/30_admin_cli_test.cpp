@@ -3,10 +3,12 @@
 // Runs $PULSEGATE_BIN in temporary data dirs; no broker is started.
 #include <doctest/doctest.h>
 
+#include "test/notify_receiver.hpp"
 #include "test/temp_dir.hpp"
 
 #include "harness.hpp"
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -355,4 +357,32 @@ TEST_CASE("upgrades: serve refuses a data dir written by a newer pulsegate, name
     CHECK_MESSAGE(contains(r.output, "has schema version 999, newer than this pulsegate"), r.output);
     CHECK_MESSAGE(contains(r.output, "left untouched"), r.output);
     CHECK(read_file(dir / "state.db") == before);
+}
+
+TEST_CASE("serve speaks systemd's notify protocol: READY=1 once listening, RELOADING=1 then READY=1 around a "
+          "SIGHUP, STOPPING=1") {
+    if (!is_pulsegate())
+        return; // pulsegate's service integration
+    temp_dir t;
+    pulsegate::test::notify_receiver systemd{(t.path / "notify").string()};
+    ::setenv("NOTIFY_SOCKET", systemd.name().c_str(), 1);  // the daemon inherits it at start
+    broker_process b;
+    ::unsetenv("NOTIFY_SOCKET");
+
+    const auto ready = systemd.receive();
+    REQUIRE(ready);
+    CHECK_MESSAGE(ready->starts_with("READY=1\nSTATUS=serving mqtt://127.0.0.1:" + std::to_string(b.port())), *ready);
+    // Ready means every listener is open: HTTP answers at once.
+    const auto http = b.http_port();
+    CHECK_MESSAGE(contains(*ready, "http://127.0.0.1:" + std::to_string(http)), *ready);
+    CHECK(http_get(http, "/healthz").status == 200);
+
+    REQUIRE(::kill(b.pid(), SIGHUP) == 0);
+    const auto reloading = systemd.receive();
+    REQUIRE(reloading);
+    CHECK_MESSAGE(reloading->starts_with("RELOADING=1\nMONOTONIC_USEC="), *reloading);
+    CHECK(systemd.receive() == "READY=1");
+
+    b.stop();
+    CHECK(systemd.receive() == "STOPPING=1");
 }

@@ -140,7 +140,9 @@ public:
     // line of the last start ("mqtts", "https", ...), waiting like wait_http_port.
     std::uint16_t wait_port(std::string_view proto, ms timeout = 15s) const;
 
-    // SIGTERM and wait for exit (clean shutdown); returns the exit status.
+    // SIGTERM and wait for exit (clean shutdown); returns the wait status.
+    // Anything but exit status 0 within 10 s fails the current test: that is
+    // how a sanitizer's report at shutdown reaches it. The destructor stops.
     int stop();
     // SIGKILL: no chance to flush anything.
     void kill9();
