@@ -344,6 +344,15 @@ public:
     void complete(const ticket_ptr& t);
     void schedule_flush();
     void flush();
+    // flush()'s two parts: the outboxes posted, the dirty connections written.
+    void send_outboxes();
+    void write_dirty();
+    // A message of server::publish(), on this shard: retained state, then route.
+    void route_published(mutable_message_ptr m);
+    // server::publish() calls posted to this shard and not yet routed. While
+    // there are none, a publish() made on this shard's own thread is routed
+    // at once: nothing published earlier can be overtaken.
+    std::atomic<std::uint32_t> publishes_queued{0};
     // Messages routed by other shards (see server.cpp).
     void accept_batch(std::vector<routed>& batch);
     void drain_inbox();

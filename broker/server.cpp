@@ -292,6 +292,20 @@ void shard::drain_inbox() {
 // batch per other shard, and one write per connection that got output.
 void shard::flush() {
     flush_scheduled_ = false;
+    send_outboxes();
+    write_dirty();
+    // After the writes: what the observer does with the batch (the rules
+    // engine evaluating it) does not hold up its delivery.
+    if (owner.observer == nullptr) return;
+    owner.observer->on_batch_end(index);
+    // What that published on this thread (alert events, routed at once by
+    // server::publish) goes out now, not after another round of the queue.
+    // The flush it scheduled still runs and finds little or nothing to do.
+    send_outboxes();
+    write_dirty();
+}
+
+void shard::send_outboxes() {
     for (unsigned j = 0; j < outbox_.size(); ++j) {
         if (!outbox_[j].empty()) {
             shard& target = *owner.shards[j];
@@ -331,13 +345,13 @@ void shard::flush() {
             ack_outbox_[j] = {};
         }
     }
+}
+
+void shard::write_dirty() {
     // pump() may schedule another flush; it then runs after this one.
     std::swap(dirty_, pumping_);
     for (auto& c : pumping_) c->pump();
     pumping_.clear();
-    // After the writes: what the observer does with the batch (the rules
-    // engine evaluating it) does not hold up its delivery.
-    if (owner.observer != nullptr) owner.observer->on_batch_end(index);
 }
 
 void shard::install(std::shared_ptr<session> s) {
@@ -859,14 +873,26 @@ void server::publish(std::string topic, std::string payload, std::uint8_t qos, b
     // Spread over the shards by topic: one topic's messages stay in order.
     auto& shards = impl_->core.shards;
     auto& sh = *shards[std::hash<std::string>{}(m->topic) % shards.size()];
+    // Called on that shard's thread (an alert event of a batch it evaluated)
+    // with none of the earlier calls still queued there: routed right away.
+    if (sh.publishes_queued.load(std::memory_order_acquire) == 0 && sh.ioc.get_executor().running_in_this_thread()) {
+        sh.route_published(std::move(m));
+        return;
+    }
+    sh.publishes_queued.fetch_add(1, std::memory_order_release);
     boost::asio::post(sh.ioc, [s = &sh, m = std::move(m)]() mutable {
-        m->origin_shard = s->index;
-        if (m->retain) {
-            m->retain_seq = s->owner.next_retain_seq();
-            s->persist_retained(*m, nullptr);
-        }
-        s->route(message_ptr(std::move(m)), nullptr);
+        s->route_published(std::move(m));
+        s->publishes_queued.fetch_sub(1, std::memory_order_release);
     });
+}
+
+void detail::shard::route_published(mutable_message_ptr m) {
+    m->origin_shard = index;
+    if (m->retain) {
+        m->retain_seq = owner.next_retain_seq();
+        persist_retained(*m, nullptr);
+    }
+    route(message_ptr(std::move(m)), nullptr);
 }
 
 sys_stats server::stats() const { return impl_->core.counters_snapshot(); }

@@ -3,11 +3,16 @@
 // and `ps -L` tell them apart, and the kernel knows which ones a message
 // waits for. Header-only: storage/ uses it without linking common/.
 
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -34,6 +39,38 @@ inline bool mark_background_thread() noexcept {
     p.sched_priority = 0;
     return pthread_setschedparam(pthread_self(), SCHED_BATCH, &p) == 0;
 #else
+    return false;
+#endif
+}
+
+// Whether a thread of this process that goes SCHED_IDLE may come back.
+// Linux lets an unprivileged thread leave SCHED_IDLE only if RLIMIT_NICE
+// allows its nice level, or with CAP_SYS_NICE; without either, a writer
+// made idle would stay idle and could starve behind busy shards.
+inline bool may_leave_sched_idle() noexcept {
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, 0);
+    rlimit r{};
+    if (errno == 0 && getrlimit(RLIMIT_NICE, &r) == 0 &&
+        (r.rlim_cur == RLIM_INFINITY || r.rlim_cur >= static_cast<rlim_t>(20 - nice)))
+        return true;
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    std::array<__user_cap_data_struct, 2> caps{};
+    if (syscall(SYS_capget, &header, caps.data()) != 0) return false;
+    return (caps[0].effective & (1u << CAP_SYS_NICE)) != 0;
+}
+
+// Switches a background thread (see mark_background_thread) between
+// SCHED_IDLE, where any thread waking on its CPU preempts it at once, and
+// SCHED_BATCH, its full share of the CPU. False if refused.
+inline bool set_background_idle(pthread_t t, bool idle) noexcept {
+#if defined(SCHED_IDLE) && defined(SCHED_BATCH)
+    sched_param p{};
+    p.sched_priority = 0;
+    return pthread_setschedparam(t, idle ? SCHED_IDLE : SCHED_BATCH, &p) == 0;
+#else
+    (void)t;
+    (void)idle;
     return false;
 #endif
 }

@@ -226,9 +226,10 @@ struct rules_engine::impl {
 
     // ---- engine thread --------------------------------------------------------
 
-    // Hands records to the engine thread; what the ring has no room for is
-    // dropped (and counted).
-    void push(std::span<const input_record> records) noexcept {
+    // Puts records in the ring, for whoever holds the evaluator next (and,
+    // with `wake_engine`, wakes the engine thread for them); what the ring
+    // has no room for is dropped (and counted).
+    void push(std::span<const input_record> records, bool wake_engine) noexcept {
         std::size_t accepted = 0;
         bool wake = false;
         {
@@ -237,7 +238,7 @@ struct rules_engine::impl {
                 accepted = std::min(records.size(), ring.size() - count);
                 for (std::size_t i = 0; i < accepted; ++i) ring[(head + count + i) % ring.size()] = records[i];
                 count += accepted;
-                wake = accepted > 0 && engine_waiting;
+                wake = wake_engine && accepted > 0 && engine_waiting;
             }
         }
         if (accepted < records.size()) dropped.fetch_add(records.size() - accepted, std::memory_order_relaxed);
@@ -276,7 +277,11 @@ struct rules_engine::impl {
 
     // A producer's batch is evaluated right there, on its thread, when the
     // evaluator is free (no wake-up, no second copy: the detection latency
-    // of the common case); otherwise it goes through the ring. Either way a
+    // of the common case). When another thread holds it (the other shard
+    // evaluating its batch, the engine thread ticking), the batch goes to
+    // the ring and that holder evaluates it before letting go
+    // (release_evaluator): no thread is woken for it, and no thread that
+    // needs a CPU stands between a reading and its alert. Either way a
     // producer's messages are evaluated in order: what waits in the ring
     // goes first.
     void flush(staging& s) noexcept {
@@ -285,11 +290,37 @@ struct rules_engine::impl {
             drain_ring();
             evaluate({s.records.data(), s.size});
             queued.fetch_add(s.size, std::memory_order_relaxed);
+            s.size = 0;
             dispatch_events();
-        } else {
-            push({s.records.data(), s.size});
+            release_evaluator(lock);
+            return;
         }
+        push({s.records.data(), s.size}, false);
         s.size = 0;
+        // The holder may have let go before the push, without seeing it.
+        if (std::unique_lock lock(eval_mu, std::try_to_lock); lock && !stopped()) {
+            drain_ring();
+            dispatch_events();
+            release_evaluator(lock);
+        }
+    }
+
+    // Lets go of the evaluator. What producers put in the ring while it was
+    // held is evaluated first: a producer that found the evaluator busy
+    // pushed, then tried the lock again, so either it took the lock after
+    // this unlock or this check sees its records. (Should a try_lock fail
+    // spuriously, the engine thread drains the ring at its next tick.)
+    void release_evaluator(std::unique_lock<std::mutex>& lock) noexcept {
+        for (;;) {
+            lock.unlock();
+            {
+                std::lock_guard l(mu);
+                if (count == 0 || stopping) return;
+            }
+            if (!lock.try_lock()) return; // the new holder drains it
+            drain_ring();
+            dispatch_events();
+        }
     }
 
     bool stopped() {
@@ -364,7 +395,7 @@ struct rules_engine::impl {
                 todo.swap(commands);
                 stop_now = stopping;
             }
-            std::lock_guard eval_lock(eval_mu);
+            std::unique_lock eval_lock(eval_mu);
             for (auto& f : todo) f();
             todo.clear();
             drain_ring();
@@ -381,6 +412,7 @@ struct rules_engine::impl {
                 eval_stats = eval->stats();
             }
             if (stop_now) return;
+            release_evaluator(eval_lock);
         }
     }
 
@@ -552,7 +584,7 @@ void rules_engine::stop() {
 void rules_engine::on_message(std::string_view tenant, std::string_view device,
                               std::span<const storage::metric_value> metrics) noexcept {
     auto& m = *impl_;
-    m.encode(tenant, device, metrics, [&m](const input_record& r) { m.push({&r, 1}); });
+    m.encode(tenant, device, metrics, [&m](const input_record& r) { m.push({&r, 1}, true); });
 }
 
 void rules_engine::set_producers(unsigned n) {

@@ -558,6 +558,11 @@ struct lmdb_store::impl {
     bool started_ = false;
     std::size_t flush_waiters_ = 0;
     std::thread writer_;
+    // The writer thread's class: SCHED_IDLE while it keeps up, SCHED_BATCH
+    // once `behind_ops` operations wait (pace_writer).
+    static constexpr std::size_t behind_ops = 4096;
+    bool may_idle_ = false;
+    bool writer_idle_ = false;
     commit_handler handler_;
     duration_handler duration_handler_;
 
@@ -617,6 +622,7 @@ struct lmdb_store::impl {
     // ---- writer
     void writer_main();
     void gather(std::unique_lock<std::mutex>& l);
+    void pace_writer(bool idle);
     void process(op_batch& b);
     int apply_chunk(const op_batch& b, std::size_t i, std::size_t j, batch_counts& c);
     int apply_reading(MDB_txn* t, const op_batch& b, const queued_op& o, batch_counts& c);
@@ -1339,6 +1345,23 @@ void lmdb_store::impl::gather(std::unique_lock<std::mutex>& l) {
     queue_cv_.wait_until(l, until, [&] { return stop_requested_ || flush_waiters_ > 0; });
 }
 
+// With queue_mutex_ held. A commit of a few hundred readings, or a
+// checkpoint of every series, is milliseconds of CPU, and the scheduler lets
+// a running thread finish its slice before a thread that woke on the same
+// CPU runs: a shard with a message to deliver waited behind the writer (most
+// of the broker's p99 latency on a 2-core gateway). So the writer runs as
+// SCHED_IDLE, and a waking shard preempts it at once, while it keeps up; as
+// soon as `behind_ops` operations wait (the shards have the CPU and the
+// writer falls behind), the producer that saw it makes the writer
+// SCHED_BATCH again, so it cannot starve. Only where the process may leave
+// SCHED_IDLE again (common::may_leave_sched_idle).
+void lmdb_store::impl::pace_writer(bool idle) {
+    if (idle == writer_idle_ || !may_idle_ || !writer_.joinable())
+        return;
+    if (common::set_background_idle(writer_.native_handle(), idle))
+        writer_idle_ = idle;
+}
+
 void lmdb_store::impl::writer_main() {
     for (;;) {
         bool last = false;
@@ -1358,6 +1381,7 @@ void lmdb_store::impl::writer_main() {
             }
             gather(l);
             std::swap(incoming_, work_);
+            pace_writer(queued_ < behind_ops);
             last = stop_requested_ && work_.ops.empty();
         }
         process(work_);
@@ -1674,6 +1698,7 @@ void lmdb_store::start() {
         return;
     s.started_ = true;
     s.running_ = true;
+    s.may_idle_ = common::may_leave_sched_idle();
     s.writer_ = std::thread([&s] {
         common::name_this_thread("pg-store-write");
         common::mark_background_thread();
@@ -1723,6 +1748,8 @@ append_result lmdb_store::append(const reading& r, std::shared_ptr<void> token) 
     b.ops.push_back(std::move(o));
     ++s.queued_;
     ++s.appended_ops_;
+    if (s.writer_idle_ && s.queued_ >= s.behind_ops)
+        s.pace_writer(false);
     const bool wake = s.writer_waiting_;
     l.unlock();
     if (wake)
@@ -1749,6 +1776,8 @@ append_result append_kv(Impl& s, op_kind kind, kv_table t, std::string_view key,
     b.ops.push_back(std::move(o));
     ++s.queued_;
     ++s.appended_ops_;
+    if (s.writer_idle_ && s.queued_ >= s.behind_ops)
+        s.pace_writer(false);
     const bool wake = s.writer_waiting_;
     l.unlock();
     if (wake)

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -321,4 +322,60 @@ TEST_CASE("staged messages are handed over at flush, in order; a full staging ar
     e->stop();
     CHECK(e->stats().queued == 2 + 100);
     CHECK(e->stats().dropped == 0);
+}
+
+// A sink that holds whoever calls it first (and so the evaluator) until
+// released, and notes which thread delivered each event.
+struct holding_sink final : alert_event_sink {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, released = false;
+    std::vector<std::pair<std::string, std::thread::id>> seen; // device, thread
+    void on_alert_event(const alert_event& e) override {
+        std::unique_lock lock(mu);
+        seen.emplace_back(e.alert.device, std::this_thread::get_id());
+        if (entered) return;
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return released; });
+    }
+};
+
+TEST_CASE("a batch that finds the evaluator busy is evaluated by the thread holding it before it lets go") {
+    fixture f;
+    holding_sink sink;
+    // Ticks and flushes an hour apart: the engine thread sleeps through the
+    // test, so only the holder can evaluate what waits in the ring.
+    auto e = std::make_unique<rules_engine>(
+        *f.db, rules_engine_options{.tick_ms = 3'600'000, .flush_interval_ms = 3'600'000},
+        [&f] { return f.now.load(); });
+    e->add_live_sink(sink);
+    e->set_producers(2);
+    e->start();
+    const metric_value hot[] = {{"temp", 31}};
+    std::thread holder([&] {
+        e->stage(0, "acme", "d1", hot);
+        e->flush(0); // evaluates inline; the sink keeps it there
+    });
+    {
+        std::unique_lock lock(sink.mu);
+        REQUIRE(sink.cv.wait_for(lock, std::chrono::seconds(10), [&] { return sink.entered; }));
+    }
+    e->stage(1, "acme", "d2", hot);
+    e->flush(1); // the evaluator is held: into the ring, and back at once
+    {
+        std::lock_guard lock(sink.mu);
+        CHECK(sink.seen.size() == 1);
+        sink.released = true;
+    }
+    sink.cv.notify_all();
+    holder.join();
+    // flush(0) has returned, so the holder has let go: d2's batch was
+    // evaluated by then, on the holder's thread.
+    std::lock_guard lock(sink.mu);
+    REQUIRE(sink.seen.size() == 2);
+    CHECK(sink.seen[0].first == "d1");
+    CHECK(sink.seen[1].first == "d2");
+    CHECK(sink.seen[1].second == sink.seen[0].second);
+    CHECK(sink.seen[1].second != std::this_thread::get_id());
 }

@@ -6,18 +6,22 @@
 
 #include "storage/lmdb_store.hpp"
 
+#include "common/thread.hpp"
+
 
 #include <doctest/doctest.h>
 
 #include "test/temp_dir.hpp"
 #include "test/unit/storage/lmdb_format.hpp"
 
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -1189,6 +1193,67 @@ TEST_CASE("relaxed durability: a commit gathers what arrives within relaxed_comm
         lmdb_store s(o);
         CHECK(must_query(s, k_temp, 0, 1000).points.size() == 20);
     }
+}
+
+// The scheduling class of this process's thread called `name` (-1: none).
+int policy_of_thread(std::string_view name) {
+    for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(e.path() / "comm");
+        std::string n;
+        std::getline(comm, n);
+        if (n == name)
+            return sched_getscheduler(static_cast<pid_t>(std::stol(e.path().filename().string())));
+    }
+    return -1;
+}
+
+TEST_CASE("the writer runs as SCHED_IDLE while it keeps up and as SCHED_BATCH once 4096 operations wait") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.sync_on_commit = true;
+    lmdb_store s(o);
+    // Once armed, the commit handler holds the writer until released: what
+    // is appended meanwhile piles up.
+    std::mutex m;
+    std::condition_variable cv;
+    bool armed = false, released = false;
+    int committed = 0;
+    s.set_commit_handler([&](std::shared_ptr<void>, commit_status st) {
+        std::unique_lock l(m);
+        committed += st == commit_status::committed;
+        if (armed)
+            cv.wait(l, [&] { return released; });
+    });
+    s.start();
+    add(s, "t1", "dev", "temp", 0, 0);
+    s.flush();
+    if (!pulsegate::common::may_leave_sched_idle()) {
+        // It would not be allowed back, so it never goes idle.
+        CHECK(policy_of_thread("pg-store-write") == SCHED_BATCH);
+        return;
+    }
+    CHECK(policy_of_thread("pg-store-write") == SCHED_IDLE);
+    {
+        std::lock_guard l(m);
+        armed = true;
+    }
+    for (int i = 1; i <= 5000; ++i)
+        add(s, "t1", "dev", "temp", i, i);
+    // The producer that made it 4096 switched the held writer.
+    CHECK(policy_of_thread("pg-store-write") == SCHED_BATCH);
+    {
+        std::lock_guard l(m);
+        released = true;
+    }
+    cv.notify_all();
+    s.flush();
+    // It keeps its share until it finds the queue short again.
+    CHECK(policy_of_thread("pg-store-write") == SCHED_BATCH);
+    add(s, "t1", "dev", "temp", 5001, 5001);
+    s.flush();
+    CHECK(policy_of_thread("pg-store-write") == SCHED_IDLE);
+    std::lock_guard l(m);
+    CHECK(committed == 5002);
 }
 
 TEST_CASE("copy_to and lmdb_backup make complete copies, journaled points included") {
