@@ -6,8 +6,10 @@
 //
 //   shard thread: stage() per message, flush() per batch
 //     -> evaluator free: the shard evaluates the batch itself
-//     -> evaluator busy: bounded ring (never blocks) -> engine thread
-//   engine thread: the ring, timers (ticks), API changes (alert_control)
+//     -> evaluator busy: bounded ring (never blocks), evaluated by the
+//        holder (the other shard, the engine thread) before it lets go
+//   engine thread: timers (ticks), API changes (alert_control), and the
+//        ring at each tick (a fallback: holders drain it)
 //   evaluator (rules, timers, alerts in memory), under one lock
 //       -> live sinks (MQTT events, UI feed): called by the thread that
 //          holds the evaluator, right after the change, before the
@@ -91,8 +93,8 @@ public:
                     std::span<const storage::metric_value> metrics) noexcept;
 
     // The same, batched: producer thread `producer` (a shard) stages its
-    // messages and hands them all over at flush(producer), under one lock
-    // and with at most one wake-up of the engine thread; a full staging area
+    // messages and hands them all over at flush(producer), evaluated there
+    // or by whoever holds the evaluator, waking no thread; a full staging area
     // flushes by itself. set_producers(n) comes first, before any stage().
     // A producer must flush at the end of every batch it handles, or its
     // messages wait for the next one.
