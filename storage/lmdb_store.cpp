@@ -623,6 +623,7 @@ struct lmdb_store::impl {
     void writer_main();
     void gather(std::unique_lock<std::mutex>& l);
     void pace_writer(bool idle);
+    bool enqueued();
     void process(op_batch& b);
     int apply_chunk(const op_batch& b, std::size_t i, std::size_t j, batch_counts& c);
     int apply_reading(MDB_txn* t, const op_batch& b, const queued_op& o, batch_counts& c);
@@ -1362,6 +1363,17 @@ void lmdb_store::impl::pace_writer(bool idle) {
         writer_idle_ = idle;
 }
 
+// With queue_mutex_ held, after an operation joined incoming_: counts it,
+// gives a writer that fell behind its share back, and says whether the
+// writer waits for a wake-up.
+bool lmdb_store::impl::enqueued() {
+    ++queued_;
+    ++appended_ops_;
+    if (writer_idle_ && queued_ >= behind_ops)
+        pace_writer(false);
+    return writer_waiting_;
+}
+
 void lmdb_store::impl::writer_main() {
     for (;;) {
         bool last = false;
@@ -1746,11 +1758,7 @@ append_result lmdb_store::append(const reading& r, std::shared_ptr<void> token) 
         b.metrics.push_back({b.add(m.name), m.value});
     o.token = std::move(token);
     b.ops.push_back(std::move(o));
-    ++s.queued_;
-    ++s.appended_ops_;
-    if (s.writer_idle_ && s.queued_ >= s.behind_ops)
-        s.pace_writer(false);
-    const bool wake = s.writer_waiting_;
+    const bool wake = s.enqueued();
     l.unlock();
     if (wake)
         s.queue_cv_.notify_one();
@@ -1774,11 +1782,7 @@ append_result append_kv(Impl& s, op_kind kind, kv_table t, std::string_view key,
     o.b = b.add(value);
     o.token = std::move(token);
     b.ops.push_back(std::move(o));
-    ++s.queued_;
-    ++s.appended_ops_;
-    if (s.writer_idle_ && s.queued_ >= s.behind_ops)
-        s.pace_writer(false);
-    const bool wake = s.writer_waiting_;
+    const bool wake = s.enqueued();
     l.unlock();
     if (wake)
         s.queue_cv_.notify_one();
