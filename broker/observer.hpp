@@ -45,6 +45,11 @@ public:
     // when on_publish was called on that shard: the moment to act on what
     // on_publish collected, in one go.
     virtual void on_batch_end(unsigned shard) { (void)shard; }
+
+    // Called on the same thread right after on_batch_end, once what it
+    // published (alert events) was written out: the moment for work that
+    // must not delay those writes (waking other threads).
+    virtual void on_batch_sent(unsigned shard) { (void)shard; }
 };
 
 // An in-process reader of routed messages (the upstream bridge): sees every

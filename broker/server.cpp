@@ -303,6 +303,7 @@ void shard::flush() {
     // The flush it scheduled still runs and finds little or nothing to do.
     send_outboxes();
     write_dirty();
+    owner.observer->on_batch_sent(index);
 }
 
 void shard::send_outboxes() {

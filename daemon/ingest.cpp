@@ -87,6 +87,10 @@ void ingest::on_batch_end(unsigned shard) {
     if (rules_ != nullptr) rules_->flush(shard);
 }
 
+void ingest::on_batch_sent(unsigned shard) {
+    if (rules_ != nullptr) rules_->flush_done(shard);
+}
+
 void ingest::note_rejection(std::string_view topic, const boost::system::error_code& ec, std::string_view detail) {
     const auto second = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::steady_clock::now().time_since_epoch())

@@ -64,6 +64,7 @@ public:
     broker::protocol::reason_code on_publish(const broker::message_ptr& m, const broker::ack_hold& hold) override;
     // Hands the shard's readings to the rules engine in one go.
     void on_batch_end(unsigned shard) override;
+    void on_batch_sent(unsigned shard) override;
 
     ingest_stats stats() const noexcept;
 

@@ -130,6 +130,7 @@ struct rules_engine::impl {
     // ---- writer ----
     std::mutex wmu;
     std::condition_variable wcv;
+    std::atomic<bool> writer_wake_due{false}; // events handed over, writer not woken yet
     write_batch pending;
     bool writer_stopping = false;
     std::thread writer_thread;
@@ -365,7 +366,17 @@ struct rules_engine::impl {
             for (auto& e : ev) pending.events.push_back(std::move(e));
         }
         ev.clear();
-        wcv.notify_one();
+        writer_wake_due.store(true, std::memory_order_release);
+    }
+
+    // Wakes the writer for what dispatch_events() gave it. A shard calls
+    // this (flush_done) only once it has sent the events out: a wake-up is a
+    // futex call that costs tens of microseconds on a VM, and before the
+    // send it would stand between an alert and its event on the wire. The
+    // engine thread calls it at the end of every round, so a producer that
+    // never calls flush_done delays the write by one tick at most.
+    void wake_writer() noexcept {
+        if (writer_wake_due.exchange(false, std::memory_order_acq_rel)) wcv.notify_one();
     }
 
     void flush_dirty() {
@@ -413,6 +424,7 @@ struct rules_engine::impl {
             }
             if (stop_now) return;
             release_evaluator(eval_lock);
+            wake_writer();
         }
     }
 
@@ -607,6 +619,12 @@ void rules_engine::flush(unsigned producer) noexcept {
     auto& m = *impl_;
     assert(producer < m.stages.size());
     m.flush(*m.stages[producer]);
+}
+
+void rules_engine::flush_done(unsigned producer) noexcept {
+    assert(producer < impl_->stages.size());
+    (void)producer;
+    impl_->wake_writer();
 }
 
 rules_engine_stats rules_engine::stats() const {

@@ -102,6 +102,10 @@ public:
     void stage(unsigned producer, std::string_view tenant, std::string_view device,
                std::span<const storage::metric_value> metrics) noexcept;
     void flush(unsigned producer) noexcept;
+    // After the producer has sent what flush() published (the alert events):
+    // wakes the alert writer if flush() gave it events. Without it the
+    // engine thread wakes the writer at its next tick.
+    void flush_done(unsigned producer) noexcept;
 
     rules_engine_stats stats() const;
 
