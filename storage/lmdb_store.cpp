@@ -561,6 +561,14 @@ struct lmdb_store::impl {
     // The writer thread's class: SCHED_IDLE while it keeps up, SCHED_BATCH
     // once `behind_ops` operations wait (pace_writer).
     static constexpr std::size_t behind_ops = 4096;
+    // Operations have waited since then without the writer taking a batch.
+    steady::time_point waiting_since_{};
+    // Wakes the watch thread, which takes a starved SCHED_IDLE writer back
+    // to SCHED_BATCH (watch_main).
+    std::condition_variable watch_cv_;
+    std::thread watch_;
+    static constexpr auto watch_period = std::chrono::milliseconds(50);
+    static constexpr auto starved_after = std::chrono::milliseconds(250);
     bool may_idle_ = false;
     bool writer_idle_ = false;
     commit_handler handler_;
@@ -621,6 +629,7 @@ struct lmdb_store::impl {
 
     // ---- writer
     void writer_main();
+    void watch_main();
     void gather(std::unique_lock<std::mutex>& l);
     void pace_writer(bool idle);
     bool enqueued();
@@ -1354,8 +1363,10 @@ void lmdb_store::impl::gather(std::unique_lock<std::mutex>& l) {
 // SCHED_IDLE, and a waking shard preempts it at once, while it keeps up; as
 // soon as `behind_ops` operations wait (the shards have the CPU and the
 // writer falls behind), the producer that saw it makes the writer
-// SCHED_BATCH again, so it cannot starve. Only where the process may leave
-// SCHED_IDLE again (common::may_leave_sched_idle).
+// SCHED_BATCH again. So does flush() while it waits, and the watch thread
+// when operations wait and the writer takes no batch (watch_main): it
+// cannot starve. Only where the process may leave SCHED_IDLE again
+// (common::may_leave_sched_idle).
 void lmdb_store::impl::pace_writer(bool idle) {
     if (idle == writer_idle_ || !may_idle_ || !writer_.joinable())
         return;
@@ -1363,11 +1374,28 @@ void lmdb_store::impl::pace_writer(bool idle) {
         writer_idle_ = idle;
 }
 
+// A SCHED_IDLE writer gets almost no CPU while other threads keep every CPU
+// busy (readers querying in a loop did, in a unit test under CI load), and
+// with fewer than `behind_ops` operations waiting no producer would bring it
+// back: commits, and the acknowledgements that wait for them, would stall.
+// This thread, at normal priority, does it once operations have waited
+// `starved_after` without the writer taking a batch. Only runs where the
+// writer may go idle.
+void lmdb_store::impl::watch_main() {
+    std::unique_lock l(queue_mutex_);
+    while (!stop_requested_) {
+        watch_cv_.wait_for(l, watch_period);
+        if (writer_idle_ && queued_ > 0 && steady::now() - waiting_since_ >= starved_after)
+            pace_writer(false);
+    }
+}
+
 // With queue_mutex_ held, after an operation joined incoming_: counts it,
 // gives a writer that fell behind its share back, and says whether the
 // writer waits for a wake-up.
 bool lmdb_store::impl::enqueued() {
-    ++queued_;
+    if (++queued_ == 1)
+        waiting_since_ = steady::now();
     ++appended_ops_;
     if (writer_idle_ && queued_ >= behind_ops)
         pace_writer(false);
@@ -1393,7 +1421,8 @@ void lmdb_store::impl::writer_main() {
             }
             gather(l);
             std::swap(incoming_, work_);
-            pace_writer(queued_ < behind_ops);
+            waiting_since_ = steady::now();
+            pace_writer(queued_ < behind_ops && flush_waiters_ == 0);
             last = stop_requested_ && work_.ops.empty();
         }
         process(work_);
@@ -1716,6 +1745,11 @@ void lmdb_store::start() {
         common::mark_background_thread();
         s.writer_main();
     });
+    if (s.may_idle_)
+        s.watch_ = std::thread([&s] {
+            common::name_this_thread("pg-store-watch");
+            s.watch_main();
+        });
 }
 
 void lmdb_store::stop() {
@@ -1729,7 +1763,10 @@ void lmdb_store::stop() {
         run_inline = !s.started_;
         s.started_ = true;
         s.queue_cv_.notify_one();
+        s.watch_cv_.notify_one();
     }
+    if (s.watch_.joinable())
+        s.watch_.join();
     if (run_inline)
         s.writer_main(); // never started: commit what was queued here
     else
@@ -1803,6 +1840,10 @@ void lmdb_store::flush() {
     std::unique_lock l(s.queue_mutex_);
     const std::uint64_t target = s.appended_ops_;
     ++s.flush_waiters_;
+    // Somebody waits for the writer now: its full share until it has
+    // committed what they wait for (it goes idle again at a batch taken with
+    // no flush waiting).
+    s.pace_writer(false);
     s.queue_cv_.notify_one(); // a relaxed writer gathering a batch commits it now
     s.done_cv_.wait(l, [&] { return s.completed_ops_ >= target || !s.running_; });
     --s.flush_waiters_;

@@ -1207,23 +1207,52 @@ int policy_of_thread(std::string_view name) {
     return -1;
 }
 
+// Waits up to 10 s for the thread called `name` to be in `policy`.
+bool reaches_policy(std::string_view name, int policy) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (policy_of_thread(name) != policy) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+// A store whose commit handler, once armed, holds the writer until released.
+struct held_writer {
+    std::mutex m;
+    std::condition_variable cv;
+    bool armed = false, released = false;
+    int committed = 0;
+
+    void attach(lmdb_store& s) {
+        s.set_commit_handler([this](std::shared_ptr<void>, commit_status st) {
+            std::unique_lock l(m);
+            committed += st == commit_status::committed;
+            if (armed)
+                cv.wait(l, [&] { return released; });
+        });
+    }
+    void arm() {
+        std::lock_guard l(m);
+        armed = true;
+    }
+    void release() {
+        {
+            std::lock_guard l(m);
+            released = true;
+        }
+        cv.notify_all();
+    }
+};
+
 TEST_CASE("the writer runs as SCHED_IDLE while it keeps up and as SCHED_BATCH once 4096 operations wait") {
     temp_dir dir;
     auto o = small_options(dir.path);
     o.sync_on_commit = true;
     lmdb_store s(o);
-    // Once armed, the commit handler holds the writer until released: what
-    // is appended meanwhile piles up.
-    std::mutex m;
-    std::condition_variable cv;
-    bool armed = false, released = false;
-    int committed = 0;
-    s.set_commit_handler([&](std::shared_ptr<void>, commit_status st) {
-        std::unique_lock l(m);
-        committed += st == commit_status::committed;
-        if (armed)
-            cv.wait(l, [&] { return released; });
-    });
+    held_writer h;
+    h.attach(s);
     s.start();
     add(s, "t1", "dev", "temp", 0, 0);
     s.flush();
@@ -1232,27 +1261,53 @@ TEST_CASE("the writer runs as SCHED_IDLE while it keeps up and as SCHED_BATCH on
         CHECK(policy_of_thread("pg-store-write") == SCHED_BATCH);
         return;
     }
-    CHECK(policy_of_thread("pg-store-write") == SCHED_IDLE);
-    {
-        std::lock_guard l(m);
-        armed = true;
-    }
-    for (int i = 1; i <= 5000; ++i)
+    // A flush gave it its full share; a batch taken with nobody waiting
+    // makes it idle again.
+    add(s, "t1", "dev", "temp", 1, 1);
+    CHECK(reaches_policy("pg-store-write", SCHED_IDLE));
+    h.arm();
+    for (int i = 2; i <= 5001; ++i)
         add(s, "t1", "dev", "temp", i, i);
     // The producer that made it 4096 switched the held writer.
     CHECK(policy_of_thread("pg-store-write") == SCHED_BATCH);
-    {
-        std::lock_guard l(m);
-        released = true;
-    }
-    cv.notify_all();
+    h.release();
     s.flush();
     // Back to idle once it finds the queue short again.
-    add(s, "t1", "dev", "temp", 5001, 5001);
+    add(s, "t1", "dev", "temp", 5002, 5002);
+    CHECK(reaches_policy("pg-store-write", SCHED_IDLE));
     s.flush();
-    CHECK(policy_of_thread("pg-store-write") == SCHED_IDLE);
-    std::lock_guard l(m);
-    CHECK(committed == 5002);
+    std::lock_guard l(h.m);
+    CHECK(h.committed == 5003);
+}
+
+TEST_CASE("an idle writer gets its full share while a flush waits for it, and when starved") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    lmdb_store s(o);
+    held_writer h;
+    h.attach(s);
+    s.start();
+    if (!pulsegate::common::may_leave_sched_idle())
+        return; // never idle there (previous test)
+    add(s, "t1", "dev", "temp", 0, 0);
+    REQUIRE(reaches_policy("pg-store-write", SCHED_IDLE));
+
+    SUBCASE("a flush waits") {
+        h.arm();
+        add(s, "t1", "dev", "temp", 1, 1); // the writer takes it and is held
+        std::thread waiter([&] { s.flush(); });
+        CHECK(reaches_policy("pg-store-write", SCHED_BATCH));
+        h.release();
+        waiter.join();
+    }
+    SUBCASE("two operations wait and the writer takes no batch (the watch thread)") {
+        h.arm();
+        add(s, "t1", "dev", "temp", 1, 1); // taken, held
+        add(s, "t1", "dev", "temp", 2, 2); // waits, far below 4096
+        CHECK(reaches_policy("pg-store-write", SCHED_BATCH));
+        h.release();
+        s.flush();
+    }
 }
 
 TEST_CASE("copy_to and lmdb_backup make complete copies, journaled points included") {
