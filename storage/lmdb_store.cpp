@@ -19,10 +19,12 @@
 // Consistency: a commit writes the journal record of its points. A
 // checkpoint writes the pending points of a series into its rings together
 // with its header, whose ckpt_seq then says which journal records it covers.
-// It goes through the dirty series in transactions of at most
-// checkpoint_series_per_txn series (LMDB caps the pages one transaction may
-// dirty); the last one deletes the journal records every series now covers.
-// After a crash each point is either in its ring (seq <= its series'
+// A checkpoint round goes through the series dirty when it starts, one
+// transaction of at most checkpoint_series_per_txn series between two
+// batches of operations (so commits go on meanwhile); each series' header
+// says the journal seq current at its transaction, and the round's last
+// transaction deletes the journal records up to the seq current at its
+// start, which every series now covers. After a crash each point is either in its ring (seq <= its series'
 // ckpt_seq) or only in the journal, never both: startup replays the journal
 // from the state each header stored, skipping what it covers.
 //
@@ -605,6 +607,12 @@ struct lmdb_store::impl {
     std::vector<series_state*> dirty_;
     std::size_t pending_points_ = 0;
     std::size_t ckpt_chunk_ = 1; // series per checkpoint transaction; halved on MDB_TXN_FULL
+    // The checkpoint round in progress (none while round_end_ is 0):
+    // dirty_[0, round_end_) are its series, the first round_done_ of them
+    // written; its last transaction deletes the journal up to round_upto_.
+    std::size_t round_end_ = 0;
+    std::size_t round_done_ = 0;
+    std::uint64_t round_upto_ = 0;
     steady::time_point last_ckpt_attempt_ = steady::now();
     bool last_ckpt_failed_ = false;
     steady::time_point last_sync_ = steady::now();
@@ -643,7 +651,9 @@ struct lmdb_store::impl {
     void mark_dirty(series_state* s);
     void maybe_checkpoint(bool force);
     bool checkpoint();
-    int write_checkpoint(std::size_t begin, std::size_t n, std::uint64_t upto, bool finish);
+    bool checkpoint_step();
+    void end_round(bool ok);
+    int write_checkpoint(std::size_t begin, std::size_t n, std::optional<std::uint64_t> trim_upto);
     int write_raw(MDB_txn* t, const series_state& s);
     int put_row(MDB_txn* t, std::uint8_t kind, std::uint32_t id, const rollup_bucket& b);
     void maybe_sync(bool force);
@@ -1199,9 +1209,10 @@ int lmdb_store::impl::write_raw(MDB_txn* t, const series_state& s) {
     return 0;
 }
 
-// Checkpoints dirty_[begin, begin + n); the last chunk (`finish`) also
-// deletes the journal records up to `upto`, all of them now in the rings.
-int lmdb_store::impl::write_checkpoint(std::size_t begin, std::size_t n, std::uint64_t upto, bool finish) {
+// Checkpoints dirty_[begin, begin + n), each header covering the journal
+// up to last_journal_seq_; the round's last transaction also deletes the
+// journal records up to `trim_upto`, all of them now in the rings.
+int lmdb_store::impl::write_checkpoint(std::size_t begin, std::size_t n, std::optional<std::uint64_t> trim_upto) {
     txn_handle t;
     int rc = begin_write(t);
     if (rc)
@@ -1218,14 +1229,15 @@ int lmdb_store::impl::write_checkpoint(std::size_t begin, std::size_t n, std::ui
             if (open && (rc = put_row(t.get(), kind, s->id, kind == k_minute ? s->w.minute : s->w.hour)))
                 return rc;
         }
-        encode_header(*s, s->raw_total + s->pending.size(), upto, hdr_buf_);
+        encode_header(*s, s->raw_total + s->pending.size(), last_journal_seq_, hdr_buf_);
         key8 ik(s->id, 0);
         MDB_val k{4, ik.b};
         MDB_val v = to_val(hdr_buf_);
         if ((rc = mdb_put(t.get(), series_by_id_, &k, &v, 0)))
             return rc;
     }
-    if (finish) {
+    if (trim_upto) {
+        const std::uint64_t upto = *trim_upto;
         {
             cursor_handle c;
             if ((rc = c.open(t.get(), journal_)))
@@ -1247,36 +1259,55 @@ int lmdb_store::impl::write_checkpoint(std::size_t begin, std::size_t n, std::ui
     return t.commit();
 }
 
-// Moves every pending point and rollup bucket into the rings. Runs on the
-// writer thread between batches (or at startup, before it exists), so every
-// pending point has a seq <= last_journal_seq_.
+// Moves every pending point and rollup bucket into the rings now: the
+// round in progress and the rounds after it until no series is dirty. Runs
+// on the writer thread (or at startup, before it exists), so nothing
+// becomes dirty meanwhile.
 bool lmdb_store::impl::checkpoint() {
     last_ckpt_attempt_ = steady::now();
-    if (dirty_.empty())
-        return true;
-    const std::uint64_t upto = last_journal_seq_;
-    std::size_t done = 0;
-    int rc = 0;
-    while (done < dirty_.size()) {
-        const std::size_t n = std::min(ckpt_chunk_, dirty_.size() - done);
-        rc = write_checkpoint(done, n, upto, done + n == dirty_.size());
+    while (!dirty_.empty())
+        if (!checkpoint_step())
+            return false;
+    return true;
+}
+
+// One transaction of the checkpoint round, which starts if none is in
+// progress: the series dirty now, the journal records up to now. On
+// failure (the map or the disk is full) the round ends; what is left stays
+// journaled and in memory, retried after checkpoint_interval.
+bool lmdb_store::impl::checkpoint_step() {
+    if (round_end_ == 0) {
+        last_ckpt_attempt_ = steady::now();
+        if (dirty_.empty())
+            return true;
+        round_end_ = dirty_.size();
+        round_done_ = 0;
+        round_upto_ = last_journal_seq_;
+    }
+    for (;;) {
+        const std::size_t begin = round_done_, n = std::min(ckpt_chunk_, round_end_ - begin);
+        const bool last = begin + n == round_end_;
+        const int rc = write_checkpoint(begin, n, last ? std::optional(round_upto_) : std::nullopt);
         if (rc == MDB_MAP_FULL && grow_map())
             continue;
         if (rc == MDB_TXN_FULL && n > 1) {
             ckpt_chunk_ = n / 2;
             continue;
         }
-        if (rc)
-            break;
-        for (std::size_t i = done; i < done + n; ++i) {
+        if (rc) {
+            end_round(false);
+            return false;
+        }
+        unsynced_ = !opts_.sync_on_commit;
+        for (std::size_t i = begin; i < begin + n; ++i) {
             series_state* s = dirty_[i];
             s->raw_total += s->pending.size();
-            s->ckpt_seq = upto;
+            s->ckpt_seq = last_journal_seq_;
             s->dirty = false;
         }
         {
             std::unique_lock l(state_mutex_);
-            for (std::size_t i = done; i < done + n; ++i) {
+            for (std::size_t i = begin; i < begin + n; ++i) {
                 series_state* s = dirty_[i];
                 pending_points_ -= s->pending.size();
                 s->pending.clear();
@@ -1284,29 +1315,35 @@ bool lmdb_store::impl::checkpoint() {
                 s->closed[k_hour].clear();
             }
         }
-        done += n;
+        round_done_ += n;
+        if (last)
+            end_round(true);
+        return true;
     }
-    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(done));
-    unsynced_ = !opts_.sync_on_commit;
-    if (rc) {
-        // What is left stays journaled and in memory; retried after
-        // checkpoint_interval. Counted: the map or the disk is full.
-        ++storage_full_errors_;
-        last_ckpt_failed_ = true;
-        return false;
-    }
-    last_ckpt_failed_ = false;
-    ++checkpoints_;
-    return true;
+}
+
+// The series written leave dirty_ (those dirty again since their
+// transaction are behind round_end_ already).
+void lmdb_store::impl::end_round(bool ok) {
+    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(round_done_));
+    round_end_ = round_done_ = 0;
+    last_ckpt_failed_ = !ok;
+    if (ok)
+        ++checkpoints_;
+    else
+        ++storage_full_errors_; // counted: the map or the disk is full
 }
 
 void lmdb_store::impl::maybe_checkpoint(bool force) {
     if (dirty_.empty())
         return;
-    const auto now = steady::now();
-    if (force || now - last_ckpt_attempt_ >= opts_.checkpoint_interval ||
-        (pending_points_ >= opts_.checkpoint_points && !last_ckpt_failed_))
+    if (force) {
         checkpoint();
+        return;
+    }
+    if (round_end_ > 0 || steady::now() - last_ckpt_attempt_ >= opts_.checkpoint_interval ||
+        (pending_points_ >= opts_.checkpoint_points && !last_ckpt_failed_))
+        checkpoint_step();
 }
 
 void lmdb_store::impl::maybe_sync(bool force) {
@@ -1324,6 +1361,8 @@ void lmdb_store::impl::maybe_sync(bool force) {
 
 std::optional<steady::time_point> lmdb_store::impl::next_deadline() const {
     std::optional<steady::time_point> d;
+    if (round_end_ > 0)
+        return steady::now(); // the round's next transaction
     if (!dirty_.empty())
         d = last_ckpt_attempt_ + opts_.checkpoint_interval;
     if (unsynced_) {

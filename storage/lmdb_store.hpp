@@ -69,9 +69,11 @@ struct lmdb_options {
     std::size_t max_queued_operations = 1u << 20; // beyond: append() answers overloaded
     std::chrono::milliseconds checkpoint_interval{10000};
     std::size_t checkpoint_points = 1u << 20;
-    // A checkpoint writes this many series per transaction (LMDB caps the
-    // pages one transaction may dirty; halved automatically when reached).
-    std::size_t checkpoint_series_per_txn = 16384;
+    // A checkpoint writes this many series per transaction, one transaction
+    // between two batches of operations, so that commits go on while it
+    // goes through many series (halved automatically when LMDB's cap on
+    // the pages one transaction may dirty is reached).
+    std::size_t checkpoint_series_per_txn = 1024;
     // The ring sizes above apply to series created after they change: a
     // series keeps the geometry it was created with (stored with it).
 };

@@ -975,6 +975,45 @@ TEST_CASE("the commit handler sees every operation once, in append order, across
     CHECK(s.stats().queued_operations == 0);
 }
 
+TEST_CASE("a checkpoint of many series goes one transaction at a time, with commits in between") {
+    temp_dir dir;
+    auto o = small_options(dir.path);
+    o.checkpoint_points = 300; // the first batch starts a round
+    o.checkpoint_interval = std::chrono::hours(1);
+    o.checkpoint_series_per_txn = 10; // 30 transactions for the round
+    {
+        lmdb_store s(o);
+        std::atomic<std::uint64_t> checkpoints_at_late{99};
+        s.set_commit_handler([&](std::shared_ptr<void> t, commit_status) {
+            const int i = *static_cast<int*>(t.get());
+            if (i == 299) // queued before the round starts, after the batch that starts it
+                add(s, "t1", "late", "m", 1000, 1.0, tok(300));
+            else if (i == 300)
+                checkpoints_at_late = s.stats().checkpoints;
+        });
+        for (int i = 0; i < 300; ++i)
+            add(s, "t1", "d" + std::to_string(i), "m", 1000, i, tok(i));
+        s.start();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (s.stats().checkpoints == 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        CHECK(s.stats().checkpoints == 1);
+        CHECK(checkpoints_at_late == 0); // committed while the round was under way
+        CHECK(must_query(s, series_key{"t1", "late", "m"}, 0, 2000).points.size() == 1);
+        CHECK(must_query(s, series_key{"t1", "d7", "m"}, 0, 2000).points.size() == 1);
+    }
+    // Every point once after a reopen: the round trimmed the journal only of
+    // what the rings hold.
+    lmdb_store s(o);
+    bool once = true;
+    for (int i = 0; i < 300; ++i) {
+        const auto q = must_query(s, series_key{"t1", "d" + std::to_string(i), "m"}, 0, 2000);
+        once = once && q.points.size() == 1 && q.points[0].value == i;
+    }
+    CHECK(once);
+    CHECK(must_query(s, series_key{"t1", "late", "m"}, 0, 2000).points.size() == 1);
+}
+
 TEST_CASE("appends beyond max_queued_operations, or after stop(), are refused and counted") {
     temp_dir dir;
     auto o = small_options(dir.path);
