@@ -290,7 +290,9 @@ struct series_state {
     std::uint64_t raw_total = 0;     // points in the raw ring as of the last checkpoint
     std::uint64_t ckpt_seq = 0;      // journal records up to this one are in its rings
     std::uint64_t touched_batch = 0; // the batch whose undo log holds `w`
-    bool dirty = false;              // in dirty_: has something to checkpoint
+    // Has something to checkpoint, and is in dirty_ for it (a series the
+    // round in progress wrote stays in dirty_, not dirty, until it ends).
+    bool dirty = false;
 
     // Written by the writer under the exclusive state lock, read by readers
     // under the shared one (and by the writer without it).
@@ -1395,7 +1397,7 @@ void lmdb_store::impl::gather(std::unique_lock<std::mutex>& l) {
 }
 
 // With queue_mutex_ held. A commit of a few hundred readings, or a
-// checkpoint of every series, is milliseconds of CPU, and the scheduler lets
+// checkpoint transaction, is milliseconds of CPU, and the scheduler lets
 // a running thread finish its slice before a thread that woke on the same
 // CPU runs: a shard with a message to deliver waited behind the writer (most
 // of the broker's p99 latency on a 2-core gateway). So the writer runs as
@@ -1461,12 +1463,16 @@ void lmdb_store::impl::writer_main() {
             gather(l);
             std::swap(incoming_, work_);
             waiting_since_ = steady::now();
-            pace_writer(queued_ < behind_ops && flush_waiters_ == 0);
+            pace_writer(!stop_requested_ && queued_ < behind_ops && flush_waiters_ == 0);
             last = stop_requested_ && work_.ops.empty();
         }
+        // process() takes the next checkpoint step after each transaction;
+        // without one, the step is taken here: one per batch.
+        const bool took_ops = !work_.ops.empty();
         process(work_);
         work_.clear();
-        maybe_checkpoint(false);
+        if (!took_ops)
+            maybe_checkpoint(false);
         maybe_sync(false);
         if (last)
             break;
@@ -1803,6 +1809,9 @@ void lmdb_store::stop() {
         s.started_ = true;
         s.queue_cv_.notify_one();
         s.watch_cv_.notify_one();
+        // The last commits and the final checkpoint get the writer's full
+        // share: nothing (watch thread, flush) takes it back from idle now.
+        s.pace_writer(false);
     }
     if (s.watch_.joinable())
         s.watch_.join();
@@ -1881,8 +1890,10 @@ void lmdb_store::flush() {
     ++s.flush_waiters_;
     // Somebody waits for the writer now: its full share until it has
     // committed what they wait for (it goes idle again at a batch taken with
-    // no flush waiting).
-    s.pace_writer(false);
+    // no flush waiting). Once stop() has begun, the writer thread is stop()'s
+    // to join, and stop() gave it its share already.
+    if (!s.stop_requested_)
+        s.pace_writer(false);
     s.queue_cv_.notify_one(); // a relaxed writer gathering a batch commits it now
     s.done_cv_.wait(l, [&] { return s.completed_ops_ >= target || !s.running_; });
     --s.flush_waiters_;

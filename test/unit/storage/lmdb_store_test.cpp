@@ -1261,20 +1261,27 @@ bool reaches_policy(std::string_view name, int policy) {
 struct held_writer {
     std::mutex m;
     std::condition_variable cv;
-    bool armed = false, released = false;
+    bool armed = false, released = false, holding = false;
     int committed = 0;
 
     void attach(lmdb_store& s) {
         s.set_commit_handler([this](std::shared_ptr<void>, commit_status st) {
             std::unique_lock l(m);
             committed += st == commit_status::committed;
-            if (armed)
+            if (armed) {
+                holding = true;
+                cv.notify_all();
                 cv.wait(l, [&] { return released; });
+            }
         });
     }
     void arm() {
         std::lock_guard l(m);
         armed = true;
+    }
+    void wait_holding() { // until the writer is held in the handler
+        std::unique_lock l(m);
+        cv.wait(l, [&] { return holding; });
     }
     void release() {
         {
@@ -1319,7 +1326,7 @@ TEST_CASE("the writer runs as SCHED_IDLE while it keeps up and as SCHED_BATCH on
     CHECK(h.committed == 5003);
 }
 
-TEST_CASE("an idle writer gets its full share while a flush waits for it, and when starved") {
+TEST_CASE("an idle writer gets its full share while a flush or stop() waits for it, and when starved") {
     temp_dir dir;
     auto o = small_options(dir.path);
     lmdb_store s(o);
@@ -1346,6 +1353,15 @@ TEST_CASE("an idle writer gets its full share while a flush waits for it, and wh
         CHECK(reaches_policy("pg-store-write", SCHED_BATCH));
         h.release();
         s.flush();
+    }
+    SUBCASE("stop() waits for the last commits and the final checkpoint") {
+        h.arm();
+        add(s, "t1", "dev", "temp", 1, 1);
+        h.wait_holding(); // the writer took it idle, and commits it later
+        std::thread stopper([&] { s.stop(); }); // joins the watch thread first
+        CHECK(reaches_policy("pg-store-write", SCHED_BATCH));
+        h.release();
+        stopper.join();
     }
 }
 
