@@ -24,9 +24,10 @@
 // batches of operations (so commits go on meanwhile); each series' header
 // says the journal seq current at its transaction, and the round's last
 // transaction deletes the journal records up to the seq current at its
-// start, which every series now covers. After a crash each point is either in its ring (seq <= its series'
-// ckpt_seq) or only in the journal, never both: startup replays the journal
-// from the state each header stored, skipping what it covers.
+// start, which every series now covers. After a crash each point is either
+// in its ring (seq <= its series' ckpt_seq) or only in the journal, never
+// both: startup replays the journal from the state each header stored,
+// skipping what it covers.
 //
 // Readers see the rings of their snapshot plus what the writer keeps in
 // memory since the last checkpoint (pending points tagged with their journal
