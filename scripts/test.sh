@@ -122,8 +122,19 @@ digests = []
 # doctest's failure lines and the sanitizers' verdicts.
 telling = re.compile(r"TEST CASE:|ERROR:|values:|logged:|Sanitizer|runtime error|SUMMARY:|what\(\)")
 
-def digest(test, most=10, width=240):
-    lines = [l.strip() for l in (test.get("stdout") or "").splitlines() if telling.search(l)]
+def digest(test, most=24, width=240, logged_lines=6):
+    # A "logged:" message often runs over several lines (a child's output):
+    # keep its first few.
+    lines, follow = [], 0
+    for l in (test.get("stdout") or "").splitlines():
+        if telling.search(l):
+            lines.append(l.strip())
+            follow = logged_lines if "logged:" in l else 0
+        elif follow and l.strip():
+            lines.append("  " + l.strip())
+            follow -= 1
+        else:
+            follow = 0
     head = [f"--- {test.get('name')}: {test.get('result')}"]
     return head + [l[:width] for l in lines[:most]] + ([f"... {len(lines) - most} more"] if len(lines) > most else [])
 

@@ -15,6 +15,7 @@
 #include "tenant_world.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <set>
 #include <string>
@@ -228,6 +229,36 @@ TEST_CASE("simulate: an anonymous fleet publishes JSON telemetry, reports and st
     // 3 devices at 5/s for 3 s is 45; connecting takes some of it.
     CHECK(n >= 15);
     CHECK(n <= 60);
+}
+
+TEST_CASE("simulate: stops at --duration and at SIGTERM, every time") {
+    broker_options o;
+    o.allow_anonymous = true;
+    broker_process b(o);
+    const auto url = "mqtt://127.0.0.1:" + std::to_string(b.port());
+
+    // Its half-second check and a whole --duration come due together; one
+    // run in ten used to miss the end and run on. Several short runs.
+    for (int run = 0; run < 6; ++run) {
+        CAPTURE(run);
+        auto r = run_process({pulsegate_binary(), "simulate", "--url", url, "--devices", "1", "--rate", "2",
+                              "--duration", "1", "--report-every-s", "0", "--device-prefix", "dur-"},
+                             20s);
+        REQUIRE_MESSAGE(r.exit_code, "simulate did not stop at --duration: " << r.output);
+        CHECK_MESSAGE(*r.exit_code == 0, r.output);
+        CHECK_MESSAGE(r.output.find("duration reached") != std::string::npos, r.output);
+    }
+
+    // No --duration: SIGTERM ends it, as it does a service.
+    child_process p({pulsegate_binary(), "simulate", "--url", url, "--devices", "2", "--rate", "2",
+                     "--report-every-s", "1", "--device-prefix", "term-"});
+    REQUIRE_MESSAGE(p.read_until("fleet report", 20s), p.output());
+    p.send_signal(SIGTERM);
+    const auto code = p.wait(20s);
+    REQUIRE_MESSAGE(code, "simulate did not stop at SIGTERM: " << p.output());
+    CHECK_MESSAGE(*code == 0, p.output());
+    CHECK_MESSAGE(p.output().find("signal=SIGTERM") != std::string::npos, p.output());
+    CHECK_MESSAGE(p.output().find("simulate: stopped") != std::string::npos, p.output());
 }
 
 TEST_CASE("simulate: --credentials against a pulsegate without anonymous access; without them it fails fast" *

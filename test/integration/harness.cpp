@@ -1646,6 +1646,10 @@ void child_process::terminate() {
     }
 }
 
+void child_process::send_signal(int sig) {
+    if (pid_ > 0 && !status_) ::kill(pid_, sig);
+}
+
 void child_process::kill() {
     if (pid_ > 0 && !status_) {
         ::kill(pid_, SIGKILL);

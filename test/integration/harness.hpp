@@ -575,6 +575,8 @@ public:
     void kill();
     // SIGTERM and wait for exit (up to 10 s, then SIGKILL).
     void terminate();
+    // Sends `sig` and returns at once (wait() for the exit).
+    void send_signal(int sig);
 
 private:
     bool pump(steady::time_point deadline);  // false on EOF
