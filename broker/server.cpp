@@ -5,6 +5,7 @@
 
 #include "broker/core.hpp"
 #include "broker/observer.hpp"
+#include "common/log_limiter.hpp"
 #include "common/thread.hpp"
 #include "common/tls.hpp"
 
@@ -630,6 +631,9 @@ struct server::impl {
     std::vector<detail::tcp::endpoint> tls_endpoints;
     std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
     int spare_fd = -1;
+    // Accept failures come by the thousand a second at the descriptor
+    // limit: a line every 10 s, with the count. Shard 0's (the accept loops').
+    common::log_limiter accept_warnings{std::chrono::seconds(10)};
     bool started = false;
     bool stopped = false;
 
@@ -704,9 +708,12 @@ boost::asio::awaitable<void> server::impl::accept_loop(detail::tcp::acceptor& ac
                 if (fd >= 0) ::close(fd);
                 spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
                 core.shards[0]->counters.refused.fetch_add(1, std::memory_order_relaxed);
-                spdlog::warn("connection refused: out of file descriptors (raise ulimit -n)");
-            } else {
-                spdlog::warn("accept failed: {}", ec.message());
+                if (const auto quiet = accept_warnings.admit(std::chrono::steady_clock::now()))
+                    spdlog::warn("connection refused: out of file descriptors (raise ulimit -n) "
+                                 "more_since_last_warning={}",
+                                 *quiet);
+            } else if (const auto quiet = accept_warnings.admit(std::chrono::steady_clock::now())) {
+                spdlog::warn("accept failed: {} more_since_last_warning={}", ec.message(), *quiet);
             }
             asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(ec == asio::error::no_descriptors ? 0 : 10));
             co_await t.async_wait(detail::token);

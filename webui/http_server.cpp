@@ -2,6 +2,7 @@
 
 #include "webui/http_server.hpp"
 
+#include "common/log_limiter.hpp"
 #include "common/thread.hpp"
 #include "common/tls.hpp"
 
@@ -39,6 +40,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -155,6 +157,8 @@ struct http_server::impl {
     // that timed out leaves coroutines that end with the io_context).
     asio::io_context ioc;
     asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(ioc)};
+    // The accept loop's failures: a warning every 10 s at most, with the count.
+    common::log_limiter accept_warnings{std::chrono::seconds(10)};
     std::optional<tcp::acceptor> acceptor;
     tcp::endpoint endpoint;
     std::vector<std::thread> threads;
@@ -414,6 +418,10 @@ asio::awaitable<bool> http_connection<Stream>::async_send(response res, bool hea
     for (auto& [name, value] : res.headers) out.insert(name, value);
     if (res.header("Cache-Control").empty()) out.set(http::field::cache_control, "no-store");
     if (res.header("X-Content-Type-Options").empty()) out.set("X-Content-Type-Options", "nosniff");
+    // Over HTTPS, browsers keep to HTTPS for a year (they ignore it from a
+    // certificate they do not trust, and for IP addresses: RFC 6797).
+    if constexpr (std::is_same_v<Stream, tls_stream>)
+        out.set(http::field::strict_transport_security, "max-age=31536000");
     if (!bodiless(res.status)) {
         if (!res.content_type.empty()) out.set(http::field::content_type, res.content_type);
         out.body() = std::move(res.body);
@@ -534,7 +542,10 @@ asio::awaitable<void> http_server::impl::accept_loop() {
         if (ec) {
             // Out of descriptors, or a connection gone before accept: back
             // off a moment rather than spin on the same error.
-            spdlog::warn("http accept failed: {} (at the descriptor limit raise ulimit -n)", ec.message());
+            if (const auto quiet = accept_warnings.admit(std::chrono::steady_clock::now()))
+                spdlog::warn("http accept failed: {} (at the descriptor limit raise ulimit -n) "
+                             "more_since_last_warning={}",
+                             ec.message(), *quiet);
             asio::steady_timer pause(accept_strand, std::chrono::milliseconds(50));
             co_await pause.async_wait(token);
             continue;

@@ -129,6 +129,7 @@ TEST_CASE("at the file-descriptor limit new connections are closed at once, and 
     REQUIRE(::prlimit(b.pid(), RLIMIT_NOFILE, &lim, nullptr) == 0);
     std::vector<std::unique_ptr<raw_client>> held;
     int closed_at_once = 0;
+    const auto flood_began = std::chrono::steady_clock::now();
     for (int i = 0; i < 60; ++i) {
         auto c = std::make_unique<raw_client>(b.port());
         c->send(r::connect_packet(r::spec(4, "fd-" + std::to_string(i))));
@@ -144,6 +145,12 @@ TEST_CASE("at the file-descriptor limit new connections are closed at once, and 
     }
     CHECK(closed_at_once > 0);
     CHECK(held.size() > 8);
+    // Said, but not once per refusal: a line per 10 s at most.
+    const auto flood_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - flood_began);
+    const auto warnings = occurrences(b.log_text(), "out of file descriptors");
+    CHECK(warnings >= 1);
+    CHECK_MESSAGE(warnings <= 1 + static_cast<std::size_t>(flood_s.count() / 10),
+                  warnings << " warnings for " << closed_at_once << " refusals in " << flood_s.count() << " s");
     // Free descriptors: a new client is served normally.
     held.clear();
     std::optional<r::connack_view> ack;

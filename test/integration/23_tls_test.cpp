@@ -148,9 +148,12 @@ TEST_CASE("HTTPS with the same certificate; SIGHUP loads a renewed one and keeps
     const auto mqtts = b.wait_port("mqtts");
     const std::string base = "https://127.0.0.1:" + std::to_string(https);
 
-    auto health = run_process({"curl", "-sS", "--cacert", p("ca.pem"), base + "/healthz"}, 15s);
+    auto health = run_process({"curl", "-sS", "-i", "--cacert", p("ca.pem"), base + "/healthz"}, 15s);
     REQUIRE_MESSAGE(ok(health), health.output);
     CHECK(health.output.find("\"ok\"") != std::string::npos);
+    // Browsers that reached it over HTTPS keep to HTTPS (HSTS).
+    CHECK_MESSAGE(health.output.find("Strict-Transport-Security: max-age=31536000") != std::string::npos,
+                  health.output);
     // TLS 1.1 is refused. The client is made able to speak it (Debian's
     // OpenSSL refuses it by default), as a TLS 1.1 server shows.
     const auto handshake = [](std::uint16_t port, std::string_view version) {

@@ -87,12 +87,6 @@ std::size_t count_named(json_value const& list, std::string_view key, std::strin
     return n;
 }
 
-std::size_t occurrences(std::string const& haystack, std::string_view needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-    return n;
-}
-
 } // namespace
 
 TEST_CASE("serve --demo: the login in the log, demo devices with live telemetry, alerts, and no duplicates on "

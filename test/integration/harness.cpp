@@ -1707,4 +1707,10 @@ process_result run_process(std::vector<std::string> argv, ms timeout) {
     return r;
 }
 
+std::size_t occurrences(std::string const& haystack, std::string_view needle) {
+    std::size_t n = 0;
+    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+    return n;
+}
+
 } // namespace pulsegate::itest

@@ -592,4 +592,7 @@ struct process_result {
 };
 process_result run_process(std::vector<std::string> argv, ms timeout = event_timeout);
 
+// How many times `needle` occurs in `haystack` (a log, an output).
+std::size_t occurrences(std::string const& haystack, std::string_view needle);
+
 } // namespace pulsegate::itest
