@@ -256,6 +256,7 @@ private:
     bool stopping() const { return stopping_ || server_.stopping.load(); }
 
     asio::awaitable<bool> async_send(response res, bool head, unsigned version, bool keep_alive);
+    asio::awaitable<void> refuse_plain_http();
     asio::awaitable<void> async_fail(response res, std::string_view route, std::string_view method,
                                      unsigned version, std::chrono::steady_clock::time_point start);
     asio::awaitable<void> run_websocket(http::request<http::string_body> req,
@@ -268,7 +269,7 @@ private:
     beast::flat_buffer buffer_;
     tcp::endpoint remote_;
     const std::uint64_t id_;
-    bool idle_ = false;     // waiting for a request (stop() may cut it)
+    bool idle_ = false;     // in the TLS handshake or waiting for a request (stop() may cut it)
     bool stopping_ = false; // stop() was called: no further request
     // Wakes the WebSocket writer and a paused reader (on the strand).
     void wake_websocket() {
@@ -293,11 +294,28 @@ asio::awaitable<void> http_connection<Stream>::run() {
     const auto& opts = server_.opts;
     if constexpr (tls) {
         tcp_layer().expires_after(opts.idle_timeout);
-        const auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, token);
+        idle_ = true; // no request yet: stop() may cut the handshake
+        // The first bytes decide: a TLS record (ClientHello) starts with
+        // 0x16; anything else is most likely plain HTTP to this port, which
+        // gets a readable answer rather than a dropped connection.
+        const auto [rec, rn] = co_await tcp_layer().async_read_some(buffer_.prepare(512), token);
+        if (rec) co_return;
+        buffer_.commit(rn);
+        if (static_cast<const unsigned char*>(buffer_.data().data())[0] != 0x16) {
+            idle_ = false;
+            co_await refuse_plain_http();
+            co_return;
+        }
+        const auto [ec, used] =
+            co_await stream_.async_handshake(asio::ssl::stream_base::server, buffer_.data(), token);
+        idle_ = false;
         if (ec) {
             spdlog::debug("https handshake failed addr={} error=\"{}\"", remote_.address().to_string(), ec.message());
             co_return;
         }
+        buffer_.consume(used);
+        // A client does not send application data before the handshake ends.
+        if (buffer_.size() != 0) co_return;
     }
     for (;;) {
         if (stopping()) co_return;
@@ -409,6 +427,29 @@ asio::awaitable<void> http_connection<Stream>::run() {
             co_return;
         }
     }
+}
+
+// HTTPS port, plain HTTP request: 400 in plain HTTP, naming the URL to use,
+// and close (what nginx does).
+template <class Stream>
+asio::awaitable<void> http_connection<Stream>::refuse_plain_http() {
+    boost::system::error_code lec;
+    const auto local = tcp_layer().socket().local_endpoint(lec);
+    const auto port = lec ? std::string("PORT") : std::to_string(local.port());
+    spdlog::debug("http plain request on the https port from {}", remote_.address().to_string());
+    auto res = json_error(http::status::bad_request, codes::malformed_request,
+                          "this port speaks HTTPS and the request came in plain HTTP; use https://HOST:" + port + "/");
+    http::response<http::string_body> out{res.status, 11};
+    out.set(http::field::server, "pulsegate");
+    out.set(http::field::content_type, res.content_type);
+    out.set(http::field::cache_control, "no-store");
+    out.set(http::field::connection, "close");
+    out.body() = std::move(res.body);
+    out.prepare_payload();
+    tcp_layer().expires_after(server_.opts.write_timeout);
+    co_await http::async_write(tcp_layer(), out, token);
+    boost::system::error_code sec;
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, sec); // closing next either way
 }
 
 template <class Stream>

@@ -154,6 +154,11 @@ TEST_CASE("HTTPS with the same certificate; SIGHUP loads a renewed one and keeps
     // Browsers that reached it over HTTPS keep to HTTPS (HSTS).
     CHECK_MESSAGE(health.output.find("Strict-Transport-Security: max-age=31536000") != std::string::npos,
                   health.output);
+    // Plain HTTP to the HTTPS port: a 400 that says which URL to use.
+    auto plain = http_request(https, "GET", "/healthz", {}, "");
+    CHECK_MESSAGE(plain.status == 400, plain.describe());
+    CHECK_MESSAGE(plain.body.find("use https://HOST:" + std::to_string(https) + "/") != std::string::npos,
+                  plain.describe());
     // TLS 1.1 is refused. The client is made able to speak it (Debian's
     // OpenSSL refuses it by default), as a TLS 1.1 server shows.
     const auto handshake = [](std::uint16_t port, std::string_view version) {
@@ -214,4 +219,12 @@ TEST_CASE("HTTPS with the same certificate; SIGHUP loads a renewed one and keeps
     REQUIRE(m);
     CHECK(m->payload == "still here");
     CHECK(sub.connected());
+
+    // A client that opened the HTTPS port and sent nothing (no TLS
+    // handshake yet) does not hold up a stop.
+    raw_client silent(https);
+    std::this_thread::sleep_for(300ms); // accepted
+    sub.disconnect();
+    CHECK(b.stop() == 0);
+    CHECK_MESSAGE(b.log_text().find("still busy") == std::string::npos, b.log_text());
 }
